@@ -1,0 +1,1 @@
+"""Evaluation: hold-out metrics, style conformance, regression suite, verdicts and reports."""

@@ -1,0 +1,1 @@
+"""Plain typed functions that do ingrain's work: models, datasets, training, sweeps, deploy, serve."""
