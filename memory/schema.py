@@ -66,5 +66,45 @@ MIGRATIONS: list[str] = [
         data TEXT,               -- JSON
         created REAL NOT NULL
     );
+    """,    # 3: the serving endpoint: one row per request, feedback on responses, hashed API keys.
+    """
+    CREATE TABLE usage (
+        id TEXT PRIMARY KEY,     -- the response id the client saw (chatcmpl-...)
+        ts REAL NOT NULL,
+        model TEXT,              -- model version that answered
+        key_id INTEGER,          -- api_keys.id of the caller, null when no key was required
+        status TEXT NOT NULL,    -- ok|client_disconnected|queue_full|invalid_request|unauthorized|not_found|error
+        finish_reason TEXT,      -- stop|length
+        stream INTEGER NOT NULL DEFAULT 0,
+        system_prompt TEXT,      -- per --log-content: null, redacted or verbatim
+        system_hash TEXT,        -- sha256 of the system prompt, kept even when content is not
+        messages TEXT,           -- JSON
+        response TEXT,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        latency_s REAL,
+        ttft_s REAL,             -- seconds to the first streamed token
+        params TEXT,             -- JSON: max_tokens, temperature, top_p, stop
+        error TEXT
+    );
+    CREATE INDEX usage_ts ON usage(ts);
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        response_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        rating INTEGER,          -- -1 bad, 0 neutral, 1 good
+        correction TEXT,         -- the answer the caller wanted instead
+        comment TEXT,
+        key_id INTEGER
+    );
+    CREATE INDEX feedback_response ON feedback(response_id);
+    CREATE TABLE api_keys (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        prefix TEXT NOT NULL,    -- first characters, so a person can tell keys apart
+        hash TEXT NOT NULL UNIQUE,  -- sha256 of the key, the key itself is never stored
+        created REAL NOT NULL,
+        revoked REAL
+    );
     """,
 ]
