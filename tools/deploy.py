@@ -1,0 +1,79 @@
+"""Turn a training output into a registered model version: copy, merge LoRA for serving, promote."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from memory import Store, Workspace
+from memory.workspace import atomic_dir
+from tools.errors import ToolError
+
+
+@dataclass
+class Deployment:
+    """What `deploy_version` did."""
+
+    name: str
+    """The version's name in the registry."""
+    path: str
+    """What the server loads (the merged model, or the adapter)."""
+    kind: str
+    """merged | adapter | full."""
+    promoted: bool
+    """Whether it is now the production version."""
+    reason: str
+    """Why it was (or was not) promoted."""
+    previous: str | None = None
+    """The production version before this one."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def version_name(base: str, run_id: int) -> str:
+    return f"{Path(base).name.lower()}-run{run_id}"
+
+
+def merge_adapter(base_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
+    """Fold a LoRA adapter into the base weights: one plain model, no adapter overhead per token."""
+    import torch
+    from peft import PeftModel
+
+    from tools.models import load_model, load_tokenizer
+
+    model = PeftModel.from_pretrained(load_model(base_dir, dtype=torch.float32), str(adapter_dir))
+    merged = model.merge_and_unload()
+    merged.save_pretrained(out_dir, safe_serialization=True)
+    load_tokenizer(adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else base_dir).save_pretrained(out_dir)
+    return out_dir
+
+
+def deploy_version(store: Store, workspace: Workspace, *, run_id: int, base: str, base_dir: Path,
+                   trained_dir: Path, metrics: dict[str, Any], verdict: str, config: dict[str, Any],
+                   dataset_id: str | None, promote: bool, promote_reason: str) -> Deployment:
+    """Copy the trained artifacts into versions/NAME (atomically), register them, promote if asked."""
+    trained_dir = Path(trained_dir)
+    if not trained_dir.exists():
+        raise ToolError(f"Nothing to deploy: {trained_dir} does not exist. Re-run training with `ingrain resume`.")
+    name = version_name(base, run_id)
+    final = workspace.versions_dir / name
+    is_adapter = (trained_dir / "adapter_config.json").exists()
+    if not (final / "version.json").exists():
+        with atomic_dir(final) as tmp:
+            shutil.copytree(trained_dir, tmp / ("adapter" if is_adapter else "model"))
+            if is_adapter:
+                merge_adapter(base_dir, tmp / "adapter", tmp / "model")
+            (tmp / "version.json").write_text(json.dumps(
+                {"name": name, "base": base, "run_id": run_id, "verdict": verdict, "metrics": metrics}, default=str))
+    previous = store.production_model()
+    store.register_model(name, base=base, kind="merged" if is_adapter else "full", path=str(final / "model"),
+                         run_id=run_id, dataset_id=dataset_id, config=config, metrics=metrics, verdict=verdict,
+                         parent=previous["name"] if previous else None)
+    if promote:
+        store.promote(name)
+    return Deployment(name, str(final / "model"), "merged" if is_adapter else "full", promote, promote_reason,
+                      previous["name"] if previous else None)
