@@ -18,6 +18,8 @@ class Context:
     """The workspace root (INGRAIN_HOME)."""
     policy: str = "interactive"
     """interactive | auto | nightly: which gates ask a person."""
+    progress: bool = True
+    """Print one line per node start/end, tool call and decision on stderr."""
 
     @property
     def workspace(self) -> Workspace:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from langgraph.errors import GraphInterrupt
 from langgraph.runtime import Runtime
+from rich.console import Console
 
 from agent.context import Context
 
@@ -21,12 +22,31 @@ def summarize(value: Any, limit: int = 300) -> Any:
         return {str(k): summarize(v, limit) for k, v in list(value.items())[:20]}
     if isinstance(value, list | tuple):
         items = [summarize(v, limit) for v in value[:10]]
-        return items + [f"... {len(value) - 10} more"] if len(value) > 10 else items
+        return [*items, f"... {len(value) - 10} more"] if len(value) > 10 else items
     if isinstance(value, str | int | float | bool) or value is None:
         return value[:limit] + "…" if isinstance(value, str) and len(value) > limit else value
     if hasattr(value, "to_dict"):
         return summarize(value.to_dict(), limit)
     return summarize(str(value), limit)
+
+
+_PROGRESS = Console(stderr=True, highlight=False)
+_MARKS = {"node_start": "[bold cyan]▶[/]", "node_end": "[green]✓[/]", "tool_call": "  [dim]·[/]",
+          "decision": "  [yellow]→[/]", "error": "[bold red]✗[/]", "lesson": "  [magenta]✎[/]"}
+
+
+def show_progress(node: str, kind: str, name: str | None, data: Any, duration_s: float | None) -> None:
+    """One line per event on stderr, so stdout stays clean for --json."""
+    if kind not in _MARKS:
+        return
+    took = f" [dim]({duration_s:.1f}s)[/]" if duration_s is not None else ""
+    detail = ""
+    if kind == "decision" and isinstance(data, dict):
+        detail = f": {data.get('reason', '')}"
+    elif kind in ("error", "lesson") and isinstance(data, dict):
+        detail = f": {data.get('message') or data.get('text', '')}"
+    label = node if kind.startswith("node") else (name or "")
+    _PROGRESS.print(f"{time.strftime('%H:%M:%S')} {_MARKS[kind]} {label}{took}{detail}")
 
 
 class Tracer:
@@ -36,6 +56,8 @@ class Tracer:
         self.ctx, self.node = ctx, node
 
     def event(self, kind: str, name: str | None = None, data: Any = None, duration_s: float | None = None) -> None:
+        if self.ctx.progress:
+            show_progress(self.node, kind, name, data, duration_s)
         store = self.ctx.store()
         try:
             store.record_event(self.ctx.run_id, kind, node=self.node, name=name, data=summarize(data),

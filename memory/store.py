@@ -5,6 +5,7 @@ Every write is a single transaction, so a killed process never leaves a half-wri
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -30,10 +31,8 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     for key in JSON_COLUMNS & out.keys():
         if isinstance(out[key], str):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 out[key] = json.loads(out[key])
-            except json.JSONDecodeError:
-                pass
     return out
 
 

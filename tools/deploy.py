@@ -48,7 +48,8 @@ def merge_adapter(base_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
     model = PeftModel.from_pretrained(load_model(base_dir, dtype=torch.float32), str(adapter_dir))
     merged = model.merge_and_unload()
     merged.save_pretrained(out_dir, safe_serialization=True)
-    load_tokenizer(adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else base_dir).save_pretrained(out_dir)
+    tokenizer_dir = adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else base_dir
+    load_tokenizer(tokenizer_dir).save_pretrained(out_dir)
     return out_dir
 
 

@@ -129,7 +129,8 @@ def split_sections(text: str) -> list[tuple[str, str]]:
     sections: list[tuple[str, list[str]]] = [("", [])]
     for i, line in enumerate(lines):
         nxt = lines[i + 1] if i + 1 < len(lines) else ""
-        if line.strip() and re.fullmatch(r"[*=\-~^]{3,}", nxt.strip() or "x") and len(nxt.strip()) >= len(line.strip()) - 2:
+        underline = re.fullmatch(r"[*=\-~^]{3,}", nxt.strip() or "x")
+        if line.strip() and underline and len(nxt.strip()) >= len(line.strip()) - 2:
             sections.append((line.strip(), []))
         elif re.fullmatch(r"[*=\-~^]{3,}", line.strip()):
             continue

@@ -1,0 +1,48 @@
+"""gather and build_data: documents in, a validated train/val split and a sealed hold-out out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agent.context import Context
+from agent.state import State
+from agent.trace import Tracer, traced
+from tools import datasets, ingest, synth
+
+
+@traced
+def gather(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    trace = Tracer(runtime.context, "gather")
+    document_sources = [s for s in state.spec["sources"] if s["kind"] != "dataset"]
+    if not document_sources:
+        trace.decision("no documents to gather", "every source is a dataset of examples")
+        return {"documents": None}
+    docs = trace.tool("collect_documents", ingest.collect_documents, document_sources,
+                      runtime.context.run_dir / "documents.jsonl")
+    return {"documents": docs.to_dict()}
+
+
+@traced
+def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    trace = Tracer(runtime.context, "build_data")
+    examples: list[dict] = []
+    for source in state.spec["sources"]:
+        if source["kind"] == "dataset":
+            examples += trace.tool("load_examples", datasets.load_examples, source["location"])
+    if state.documents:
+        documents = ingest.read_documents(state.documents["path"])
+        config = synth.SynthConfig(objective=state.spec["objective"])
+        trace.decision("offline generator", "no teacher LLM is used to write examples; documents become "
+                       f"{config.objective} examples by rule", questions_per_document=config.questions_per_document)
+        examples += trace.tool("synthesize_examples", synth.synthesize_examples, documents, config)
+    split = trace.tool("split_dataset", datasets.split_dataset, examples, runtime.context.run_dir / "data")
+    report = trace.tool("validate_dataset", datasets.validate_dataset, split.train_path)
+    store = runtime.context.store()
+    try:
+        store.record_dataset(split.dataset_id, str(split.out_dir), run_id=runtime.context.run_id,
+                             counts=(split.n_train, split.n_val, split.n_test), report=report.to_dict())
+    finally:
+        store.close()
+    return {"dataset": {**split.to_dict(), "report": report.to_dict()}}

@@ -1,0 +1,73 @@
+"""sweep and train: short trials to pick a configuration, then the winner on the full budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from evals.quick import objective_score
+from langgraph.runtime import Runtime
+
+from agent.context import Context
+from agent.state import State
+from agent.trace import Tracer, traced
+from tools import sweep as sweeps
+from tools import train as trainer
+from tools.datasets import read_jsonl
+from tools.models import resolve_base
+
+
+def _config(state: State, overrides: dict[str, Any], max_steps: int) -> Any:
+    """The preset for this hardware, the trial's overrides, and the step budget from the plan."""
+    preset = trainer.default_config(state.plan["hardware"]["device"])
+    return trainer.TrainConfig(**{**preset.to_dict(), **overrides, "max_steps": max_steps})
+
+
+@traced
+def sweep(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    trace = Tracer(runtime.context, "sweep")
+    base = resolve_base(state.spec["base_model"], runtime.context.workspace)
+    data = state.dataset
+    steps = state.plan["estimate"]["sweep_steps_per_trial"]
+    root = runtime.context.run_dir / "sweep"
+    val_sample = read_jsonl(data["val_path"])[:4]
+    train_targets = [ex["messages"][-1]["content"] for ex in read_jsonl(data["train_path"])[:200]]
+
+    def run_trial(trial: sweeps.Trial) -> Any:
+        out = sweeps.trial_dir(root, trial)
+        losses: list[float] = []
+
+        def watch(log: dict[str, Any]) -> None:
+            if "loss" in log:
+                losses.append(float(log["loss"]))
+                sweeps.check_divergence(losses)
+
+        return trace.tool(f"train trial {trial.name}", trainer.train, _config(state, trial.overrides, steps),
+                          base.path, data["train_path"], data["val_path"], out,
+                          resume=(out / "checkpoints").exists(), on_log=watch)
+
+    def score(trial: sweeps.Trial) -> float | None:
+        return objective_score(base.path, Path(trial.output_dir), val_sample, state.spec["objective"], train_targets)
+
+    result = sweeps.run_sweep(state.plan["grid"], run_trial, score)
+    trace.decision(f"winner {result.winner}", result.reason, ranking=result.ranking)
+    if result.winner is None:
+        raise sweeps.TrialDiverged(result.reason)
+    return {"sweep": result.to_dict()}
+
+
+@traced
+def train(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    trace = Tracer(runtime.context, "train")
+    base = resolve_base(state.spec["base_model"], runtime.context.workspace)
+    chosen = next(t for t in state.sweep["trials"] if t["name"] == state.choice)
+    out = runtime.context.run_dir / "train"
+    config = _config(state, chosen["overrides"], state.plan["estimate"]["train_steps"])
+    # A killed run continues from the trainer's last checkpoint instead of starting over.
+    resume = (out / "checkpoints").exists()
+    if resume:
+        trace.decision("resume training", f"checkpoints exist in {out / 'checkpoints'}")
+    result = trace.tool("train", trainer.train, config, base.path, state.dataset["train_path"],
+                        state.dataset["val_path"], out, resume=resume)
+    trace.metric("train_tokens_per_s", result.tokens_per_s)
+    return {"training": {**result.to_dict(), "config": config.to_dict(), "trial": state.choice}}

@@ -1,0 +1,78 @@
+"""parse_goal and plan: from the user's words to a spec, then to a plan with estimates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agent import goal as goals
+from agent.context import Context
+from agent.errors import AgentError
+from agent.state import State
+from agent.trace import Tracer, traced
+from tools import estimate, sweep
+from tools.errors import ToolError
+from tools.models import resolve_base
+
+
+def _parse(text: str, state: State, runtime: Runtime[Context], trace: Tracer) -> tuple[dict[str, Any], list[str]]:
+    parsed = goals.parse_goal(text, data_paths=state.data_paths, base=state.base,
+                              budget_minutes=state.budget_minutes, policy=runtime.context.policy, cwd=Path.cwd())
+    for step in parsed.trace:
+        trace.decision(f"goal parsed by the {step.get('path')} path", step.get("reason", ""), **step)
+    problems = [getattr(p, "message", str(p)) for p in goals.validate_spec(parsed.spec, Path.cwd())]
+    if not problems:
+        try:
+            trace.tool("resolve_base", resolve_base, parsed.spec.base_model, runtime.context.workspace)
+        except ToolError as exc:
+            problems.append(str(exc))
+    return parsed.spec.model_dump(), problems
+
+
+@traced
+def parse_goal(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    spec, problems = _parse(state.goal, state, runtime, Tracer(runtime.context, "parse_goal"))
+    return {"spec": spec, "problems": problems}
+
+
+@traced
+def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    trace = Tracer(runtime.context, "plan")
+    spec, problems = state.spec, state.problems
+    if state.feedback:
+        # A rejection's reason is read as more goal text: "use ./docs", "budget 5 minutes", "2 trials".
+        spec, problems = _parse(f"{state.goal}. {' '.join(state.feedback)}", state, runtime, trace)
+        trace.decision("re-planned", "the plan was rejected with a reason", feedback=state.feedback)
+    if problems:
+        raise AgentError("Cannot act on this goal yet:\n- " + "\n- ".join(problems))
+    store = runtime.context.store()
+    try:
+        lessons = store.lessons(limit=20)
+    finally:
+        store.close()
+    hardware = trace.tool("detect_hardware", estimate.detect_hardware)
+    stats = trace.tool("source_stats", estimate.source_stats, spec["sources"])
+    examples = stats.examples or int(stats.words / 60)
+    tokens = int(stats.words * estimate.TOKENS_PER_WORD) if not stats.examples else stats.examples * 150
+    grid = sweep.default_grid(examples, lessons=lessons, feedback=" ".join(state.feedback))
+    measured = [lesson["data"]["train_tokens_per_s"] for lesson in lessons
+                if lesson["topic"] == "timing" and isinstance(lesson.get("data"), dict)
+                and lesson["data"].get("train_tokens_per_s")]
+    budget = spec.get("budget_minutes") or (30 if hardware.device == "cpu" else 120)
+    est = estimate.allocate_budget(examples=examples, tokens=tokens, budget_minutes=budget, trials=len(grid),
+                                   hardware=hardware, train_tokens_per_s=measured[0] if measured else None)
+    if est.train_steps < 1 or est.sweep_steps_per_trial < 1:
+        raise AgentError(f"A budget of {budget} minutes leaves no time to train on this machine "
+                         f"(evaluation alone needs ~{est.minutes['evaluate']} min). Give --budget-minutes "
+                         f"{int(est.minutes['evaluate'] + 4)} or more.")
+    trace.decision("estimate", f"{est.minutes['total']} min on {hardware.device}",
+                   tokens_per_s_source="lessons" if measured else "default")
+    steps = ["gather documents", "build and split data", f"sweep {len(grid)} configs",
+             "train the winner", "evaluate against the base", "deploy", "reflect"]
+    return {"spec": spec, "problems": [], "plan": {
+        "objective": spec["objective"], "base_model": spec["base_model"], "sources": spec["sources"],
+        "budget_minutes": budget, "steps": steps, "grid": grid, "hardware": hardware.to_dict(),
+        "estimate": est.to_dict(), "lessons_used": [lesson["text"] for lesson in lessons[:5]],
+    }}

@@ -1,0 +1,117 @@
+"""Plan arithmetic: how big the data will be, how long each step takes on this hardware, what it costs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Measured on 2 AVX-512/BF16 cores with SmolLM2-135M (bench/train_throughput.py); lessons from earlier
+# runs on this machine replace these defaults as soon as there are any.
+DEFAULT_TRAIN_TOKENS_PER_S = {"cpu": 900.0, "cuda": 20000.0}
+DEFAULT_GENERATE_TOKENS_PER_S = {"cpu": 60.0, "cuda": 2000.0}
+GPU_DOLLARS_PER_HOUR = 1.2
+TOKENS_PER_WORD = 1.35
+
+
+@dataclass
+class Hardware:
+    """What this machine trains on."""
+
+    device: str
+    """cpu | cuda."""
+    cores: int
+    """CPU cores available to this process."""
+    bf16: bool
+    """Whether bf16 math is fast here."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def detect_hardware() -> Hardware:
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if torch.cuda.is_available():
+        return Hardware("cuda", cores, torch.cuda.is_bf16_supported())
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    return Hardware("cpu", cores, "avx512_bf16" in flags or "amx_bf16" in flags)
+
+
+@dataclass
+class SourceStats:
+    """A cheap look at the sources before anything is read in full."""
+
+    documents: int = 0
+    words: int = 0
+    examples: int = 0
+    """Examples in given dataset files (line count for JSONL)."""
+
+
+@dataclass
+class Estimate:
+    """Sizes and times the plan gate shows."""
+
+    examples: int
+    tokens: int
+    sweep_trials: int
+    sweep_steps_per_trial: int
+    train_steps: int
+    tokens_per_step: int
+    minutes: dict[str, float] = field(default_factory=dict)
+    """Per step (gather, sweep, train, evaluate, deploy) and total."""
+    gpu_cost_usd: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def allocate_budget(*, examples: int, tokens: int, budget_minutes: float, trials: int, hardware: Hardware,
+                    train_tokens_per_s: float | None = None, eval_examples: int = 24,
+                    eval_new_tokens: int = 96, batch_tokens: int = 1024) -> Estimate:
+    """Split a wall-time budget into sweep and training steps, leaving room for evaluation."""
+    tps = train_tokens_per_s or DEFAULT_TRAIN_TOKENS_PER_S[hardware.device]
+    gen_tps = DEFAULT_GENERATE_TOKENS_PER_S[hardware.device]
+    # Base and tuned each generate for the hold-out and the regression suite (~12 prompts).
+    eval_min = 2 * (eval_examples + 12) * eval_new_tokens / gen_tps / 60 + 0.5
+    fixed_min = 1.0  # model load/convert, data build, merge and registry
+    train_min = max(budget_minutes - eval_min - fixed_min, 0.0)
+    steps_total = int(train_min * 60 * tps / batch_tokens)
+    tokens_per_epoch = max(tokens, 1)
+    # Sweeps take about a third of the training time; the winner trains at most 3 epochs.
+    sweep_steps = max(int(steps_total * 0.3 / max(trials, 1)), 0)
+    train_steps = min(steps_total - sweep_steps * trials, max(1, 3 * tokens_per_epoch // batch_tokens))
+    minutes = {
+        "prepare": fixed_min,
+        "sweep": round(sweep_steps * trials * batch_tokens / tps / 60, 1),
+        "train": round(max(train_steps, 0) * batch_tokens / tps / 60, 1),
+        "evaluate": round(eval_min, 1),
+    }
+    minutes["total"] = round(sum(minutes.values()), 1)
+    cost = round(minutes["total"] / 60 * GPU_DOLLARS_PER_HOUR, 2) if hardware.device == "cuda" else None
+    return Estimate(examples, tokens, trials, sweep_steps, max(train_steps, 0), batch_tokens, minutes, cost)
+
+
+def source_stats(sources: list[dict[str, Any]]) -> SourceStats:
+    """Count documents, words and dataset lines without parsing anything heavy."""
+    stats = SourceStats()
+    for source in sources:
+        kind, location = source["kind"], source["location"]
+        if kind == "builtin" and location == "pydoc_data":
+            from pydoc_data.topics import topics
+
+            stats.documents += len(topics)
+            stats.words += sum(len(t.split()) for t in topics.values())
+        elif kind in ("folder", "file", "dataset"):
+            path = Path(location)
+            files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else []
+            for file in files[:5000]:
+                if file.suffix in (".jsonl", ".csv"):
+                    with open(file, "rb") as fh:
+                        stats.examples += sum(1 for line in fh if line.strip())
+                elif file.suffix in (".md", ".txt", ".rst", ".html", ".htm", ".markdown"):
+                    stats.documents += 1
+                    stats.words += len(file.read_text(errors="replace").split())
+    return stats

@@ -1,0 +1,164 @@
+"""Hyperparameter sweep: k short trials ranked by validation loss, the objective's metric breaking ties.
+
+Validation loss alone can pick a model that has not learned the target format, so when a metric of
+the objective is supplied and it disagrees with the loss ranking, the metric decides and the reason says so.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tools.errors import ToolError
+
+TRIAL_NAMES = "ABCDEFGH"
+# The levers that matter most for small models, in the order trials add them.
+GRID_CANDIDATES: list[dict[str, Any]] = [
+    {"lr": 2e-4, "r": 16, "alpha": 16},   # the field's default recipe
+    {"lr": 1e-3, "r": 16, "alpha": 32},   # small models tolerate (and often need) a higher rate
+    {"lr": 5e-4, "r": 32, "alpha": 32},   # more capacity
+    {"lr": 5e-5, "r": 16, "alpha": 16, "method": "full"},  # full fine-tuning, feasible at ~100M params
+    {"lr": 1e-4, "r": 8, "alpha": 16},
+]
+
+
+class TrialDiverged(ToolError):
+    """A trial's loss became NaN or exploded; it is stopped and marked."""
+
+
+@dataclass
+class Trial:
+    """One sweep configuration and what it scored."""
+
+    name: str
+    overrides: dict[str, Any]
+    status: str = "pending"          # pending | ok | diverged | failed
+    val_loss: float | None = None
+    train_loss: float | None = None
+    metric: float | None = None      # the objective's metric on a small validation sample (higher is better)
+    tokens_per_s: float | None = None
+    wall_seconds: float | None = None
+    output_dir: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SweepResult:
+    trials: list[Trial]
+    winner: str | None
+    reason: str
+    ranking: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trials": [t.to_dict() for t in self.trials], "winner": self.winner, "reason": self.reason,
+                "ranking": self.ranking}
+
+
+def default_grid(n_examples: int, *, k: int = 3, lessons: list[dict[str, Any]] | None = None,
+                 feedback: str = "") -> list[dict[str, Any]]:
+    """k configurations: the field's default, what won before on this machine, and what the feedback asks."""
+    grid: list[dict[str, Any]] = []
+    asked = _overrides_from_text(feedback)
+    if asked:
+        grid.append(asked)
+    for lesson in lessons or []:
+        won = (lesson.get("data") or {}).get("winner_overrides") if lesson.get("topic") == "sweep" else None
+        if won and won not in grid:
+            grid.append(won)
+            break
+    for candidate in GRID_CANDIDATES:
+        if n_examples < 200 and candidate.get("method") == "full":
+            continue  # too little data to move every weight safely
+        if candidate not in grid:
+            grid.append(dict(candidate))
+    k = asked.get("trials", k) if asked else k
+    return [{"name": TRIAL_NAMES[i], **{key: v for key, v in g.items() if key != "trials"}}
+            for i, g in enumerate(grid[:k])]
+
+
+def _overrides_from_text(text: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    if m := re.search(r"\b(?:lr|learning rate)\s*(?:=|of)?\s*([0-9.]+e-?[0-9]+|0\.[0-9]+)", text, re.I):
+        found["lr"] = float(m.group(1))
+    if m := re.search(r"\brank\s*(?:=|of)?\s*(\d+)|\br\s*=\s*(\d+)", text, re.I):
+        found["r"] = int(m.group(1) or m.group(2))
+    if m := re.search(r"\b(\d)\s+(?:trials|configs|configurations)\b", text, re.I):
+        found["trials"] = max(1, min(int(m.group(1)), len(TRIAL_NAMES)))
+    if re.search(r"\bfull fine-?tun", text, re.I):
+        found["method"] = "full"
+    return found
+
+
+def run_sweep(grid: list[dict[str, Any]], run_trial: Callable[[Trial], Any],
+              score_fn: Callable[[Trial], float | None] | None = None, *, min_metric_gap: float = 0.1) -> SweepResult:
+    """Run each trial (one after another: two CPU cores fit one trainer), then rank them.
+
+    `run_trial` trains one configuration and returns a TrainResult-like object; `score_fn` rates a
+    finished trial on the objective's metric (higher is better) and may be None.
+    """
+    trials = [Trial(g["name"], {k: v for k, v in g.items() if k != "name"}) for g in grid]
+    for trial in trials:
+        started = time.time()
+        try:
+            result = run_trial(trial)
+        except TrialDiverged as exc:
+            trial.status, trial.error = "diverged", str(exc)
+        except ToolError as exc:
+            trial.status, trial.error = "failed", str(exc)
+        else:
+            trial.status = "ok"
+            trial.val_loss = _finite(getattr(result, "best_val_loss", None) or getattr(result, "final_val_loss", None))
+            trial.train_loss = _finite(getattr(result, "final_train_loss", None))
+            trial.tokens_per_s = getattr(result, "tokens_per_s", None)
+            trial.output_dir = str(getattr(result, "output_dir", "") or "")
+            if trial.val_loss is None:
+                trial.status, trial.error = "diverged", "validation loss is not finite"
+            elif score_fn is not None:
+                trial.metric = score_fn(trial)
+        trial.wall_seconds = round(time.time() - started, 1)
+    return rank(trials, min_metric_gap=min_metric_gap)
+
+
+def rank(trials: list[Trial], *, min_metric_gap: float = 0.1) -> SweepResult:
+    ok = [t for t in trials if t.status == "ok"]
+    if not ok:
+        lowest = min((t.overrides.get("lr", 2e-4) for t in trials), default=2e-4)
+        return SweepResult(trials, None, "every trial diverged or failed; try a lower learning rate "
+                           f"(e.g. --reason 'lr {lowest / 4:.0e}') or check the data", [])
+    by_loss = sorted(ok, key=lambda t: t.val_loss)
+    winner, reason = by_loss[0], f"lowest validation loss ({by_loss[0].val_loss:.4f})"
+    scored = [t for t in ok if t.metric is not None]
+    if scored:
+        by_metric = max(scored, key=lambda t: t.metric)
+        if by_metric is not winner and by_metric.metric - (winner.metric or 0.0) >= min_metric_gap:
+            reason = (f"the objective's metric disagrees with the loss: {by_metric.name} scores "
+                      f"{by_metric.metric:.2f} against {winner.metric or 0:.2f} for {winner.name} "
+                      f"(val loss {by_metric.val_loss:.4f} vs {winner.val_loss:.4f}); the metric decides")
+            winner = by_metric
+    ranking = [winner.name] + [t.name for t in by_loss if t is not winner]
+    return SweepResult(trials, winner.name, reason, ranking)
+
+
+def check_divergence(losses: list[float], *, factor: float = 4.0) -> None:
+    """Raise TrialDiverged when the latest loss is NaN/inf or `factor` times the first one."""
+    if not losses:
+        return
+    last = losses[-1]
+    if not math.isfinite(last) or (len(losses) > 2 and last > factor * losses[0]):
+        raise TrialDiverged(f"loss went from {losses[0]:.3f} to {last:.3f}")
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def trial_dir(root: Path, trial: Trial) -> Path:
+    return root / f"trial-{trial.name}"
