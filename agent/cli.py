@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from agent.errors import AgentError
-from memory.store import StoreError
+from memory.errors import StoreError
 from tools.errors import ToolError
 
 app = typer.Typer(help="ingrain: turn a goal into a trained, evaluated and deployed small model.",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from memory.store import StoreError
+from memory.errors import StoreError
 
 
 @contextmanager

@@ -17,14 +17,11 @@ from typing import Any
 
 import sqlite_utils
 
+from memory.errors import StoreError
 from memory.schema import MIGRATIONS
 from memory.workspace import Workspace
 
 JSON_COLUMNS = {"spec", "data", "report", "config", "metrics"}
-
-
-class StoreError(Exception):
-    """A store operation failed; the message says what and how to fix it."""
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
