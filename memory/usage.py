@@ -11,7 +11,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from memory.store import Store, StoreError
+from memory.errors import StoreError
+from memory.store import Store
 
 KEY_PREFIX = "ingr-"
 USAGE_COLUMNS = (

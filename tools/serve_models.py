@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memory.store import Store, StoreError
+from memory.errors import StoreError
+from memory.store import Store
 from tools.errors import ToolError
 from tools.models import DEFAULT_BASE, load_model, load_tokenizer, resolve_base
 
