@@ -44,8 +44,6 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA busy_timeout=30000")
         self.db = sqlite_utils.Database(conn)
         self.migrate()
 
@@ -59,8 +57,11 @@ class Store:
         """Apply the migrations this database has not seen yet; return the schema version."""
         conn = self.db.conn
         try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=30000")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as exc:
+            conn.close()
             raise StoreError(f"{self.path} is not a readable SQLite database ({exc}); "
                              "move it away and ingrain will start a new one.") from exc
         for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
