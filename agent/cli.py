@@ -76,6 +76,32 @@ def run(
 
 
 @app.command()
+def chat(policy: Annotated[str, typer.Option("--policy", help="Policy for goals started here.")] = "interactive"
+         ) -> None:
+    """Goals and questions in a chat loop; gates are asked inline."""
+    from rich.prompt import Prompt
+
+    from agent.chat import ChatSession
+    from agent.render import ask_at_gate
+
+    session = ChatSession(ask=(lambda payload: ask_at_gate(payload, err)) if sys.stdin.isatty() else None,
+                          policy=policy)
+    out.print(f"ingrain chat, {session.mode}. Type a goal, a question, `help` or `quit`.")
+    while True:
+        try:
+            line = Prompt.ask("[bold]you[/]", console=out) if sys.stdin.isatty() else sys.stdin.readline()
+        except EOFError:
+            break
+        if line == "" and not sys.stdin.isatty():
+            break
+        if line.strip().lower() in ("quit", "exit", "q"):
+            break
+        reply = session.handle(line)
+        if reply:
+            out.print(reply, highlight=False)
+
+
+@app.command()
 def approve(run_id: RunArg, choice: Annotated[str | None, typer.Option("--choice", help="Pick another sweep "
                                                                        "trial at the winner gate.")] = None,
             as_json: JsonOpt = False) -> None:

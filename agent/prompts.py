@@ -34,3 +34,12 @@ Entries in it: {listing}
 
 A rule-based reading of the same goal, for reference (it may be wrong): {hints}
 """
+
+CHAT_SYSTEM = """\
+You are ingrain's console. ingrain turns goals into fine-tuned small models (plan, gather, build data, sweep, \
+train, evaluate, deploy, reflect). Answer the person's question from the facts below only; say so when the \
+facts do not answer it. Be brief.
+
+Facts:
+{facts}
+"""

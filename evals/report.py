@@ -164,22 +164,38 @@ def _evaluation_section(evaluation: dict[str, Any] | None) -> list[str]:
     parts = ["<h2>Evaluation</h2>",
              f"<p>Verdict: <span class='{esc(status)}'>{esc(status)}</span></p>",
              "<ul>" + "".join(f"<li>{esc(r)}</li>" for r in verdict.get("reasons", [])) + "</ul>"]
-    metrics = evaluation.get("metrics") or []
+    metrics = evaluation.get("metrics") or {}
     if metrics:
-        parts += [table(metrics), metric_bars([m for m in metrics if isinstance(m.get("base"), int | float)])]
+        rows = [{"metric": name, "base": _interval(m["base"]), "tuned": _interval(m["tuned"]),
+                 "tuned − base": _interval(m["delta"]), "n": m["base"].get("n")} for name, m in metrics.items()]
+        parts += [f"<p>Primary metric for this objective: <strong>{esc(evaluation.get('primary_metric'))}"
+                  "</strong>; 95% bootstrap intervals (widened when the hold-out is small).</p>", table(rows),
+                  metric_bars([{"name": name, "base": m["base"]["mean"], "tuned": m["tuned"]["mean"]}
+                               for name, m in metrics.items() if name != "holdout_nll"])]
     style = evaluation.get("style") or {}
     if style:
+        base_rates = (style.get("base") or {}).get("per_check", {})
+        tuned_rates = (style.get("tuned") or {}).get("per_check", {})
+        rows = [{"check": check, "base pass rate": base_rates.get(check), "tuned pass rate": rate}
+                for check, rate in tuned_rates.items()]
+        rows.append({"check": "overall", "base pass rate": (style.get("base") or {}).get("overall"),
+                     "tuned pass rate": (style.get("tuned") or {}).get("overall")})
         parts += ["<h3>Style profile (what “in style” was taken to mean)</h3>",
-                  f"<pre>{esc(style.get('description') or json.dumps(style.get('profile'), indent=2))}</pre>",
-                  table(style.get("checks") or [])]
+                  f"<pre>{esc(style.get('description'))}</pre>", table(rows)]
     regression = evaluation.get("regression") or {}
     if regression:
-        parts += ["<h3>Regression suite</h3>", table(regression.get("items") or []),
-                  f"<p>{esc(regression.get('summary'))}</p>"]
+        parts += ["<h3>Regression suite</h3>",
+                  "<ul>" + "".join(f"<li>{esc(r)}</li>" for r in regression.get("reasons", [])) + "</ul>",
+                  table([{k: regression.get(k) for k in ("pass_rate_base", "pass_rate_tuned", "nll_base",
+                                                         "nll_tuned", "lost", "gained")}])]
     samples = evaluation.get("samples") or []
     if samples:
         parts += ["<h3>Before / after (hold-out)</h3>", table(samples, cls="sample")]
     return parts
+
+
+def _interval(ci: dict[str, Any]) -> str:
+    return f"{ci['mean']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
 
 
 def _deployment_section(deployment: dict[str, Any] | None) -> list[str]:

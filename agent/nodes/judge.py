@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from evals.verdict import run_evaluation
 from langgraph.runtime import Runtime
 
 from agent.context import Context
 from agent.state import State
 from agent.trace import Tracer, traced
+from evals.verdict import Criteria, run_evaluation
 from tools.datasets import read_jsonl
 from tools.models import resolve_base
 
@@ -21,9 +21,16 @@ def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     # The hold-out is read here and nowhere in training.
     holdout = read_jsonl(state.dataset["holdout_path"])
     train_targets = [ex["messages"][-1]["content"] for ex in read_jsonl(state.dataset["train_path"])]
-    result = trace.tool("run_evaluation", run_evaluation, base.path, state.training["output_dir"], holdout,
-                        train_targets, state.spec["objective"], state.spec.get("success") or {},
-                        runtime.context.workspace.root / "eval-cache")
-    verdict = result.to_dict()["verdict"]
-    trace.decision(f"verdict {verdict['status']}", "; ".join(verdict.get("reasons", [])))
-    return {"evaluation": result.to_dict()}
+    success = state.spec.get("success") or {}
+    # An unstated improvement (0.0) keeps the default margin: "not worse" is not a reason to deploy.
+    criteria = Criteria(margin=success.get("min_improvement") or Criteria.margin,
+                        regression_threshold=success.get("max_regression") or Criteria.regression_threshold)
+    result = trace.tool("run_evaluation", run_evaluation, base.path, state.training["adapter_dir"], holdout,
+                        train_targets, state.spec["objective"], criteria,
+                        runtime.context.workspace.root / "eval-cache").to_dict()
+    primary = result["metrics"][result["primary_metric"]]
+    verdict = {"status": "pass" if result["passed"] else "fail", "reasons": result["reasons"]}
+    summary = {"primary_metric": result["primary_metric"], "base_metric": primary["base"]["mean"],
+               "tuned_metric": primary["tuned"]["mean"], "n_holdout": result["n_holdout"]}
+    trace.decision(f"verdict {verdict['status']}", "; ".join(verdict["reasons"]))
+    return {"evaluation": {**result, "verdict": verdict, "summary": summary}}
