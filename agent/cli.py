@@ -245,12 +245,9 @@ def lessons(as_json: JsonOpt = False) -> None:
 
 def _mount() -> None:
     from agent.cli_data import data_app
+    from agent.cli_serve import register
 
     app.add_typer(data_app, name="data")
-    try:
-        from agent.cli_serve import register
-    except ImportError:  # serving commands are optional until their module lands
-        return
     register(app)
 
 

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The main job: set up (if needed), then run a real goal through the whole graph on the embedded
+# default model (SmolLM2-135M-Instruct), deploy the result, serve it once on 127.0.0.1 and ask it a question.
+# Usage: scripts/demo.sh            (INGRAIN_HOME defaults to ./.ingrain)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+VENV="${INGRAIN_VENV:-.venv}"
+export INGRAIN_HOME="${INGRAIN_HOME:-$PWD/.ingrain}"
+INGRAIN="$VENV/bin/ingrain"
+GOAL="${INGRAIN_DEMO_GOAL:-Make a small model that answers questions about the python docs in their own words, within 12 minutes}"
+say() { printf '\033[1;34m[demo]\033[0m %s\n' "$*"; }
+
+say "goal: $GOAL"
+say "policy auto: no questions at the plan and winner gates; deploys only if evaluation passes"
+set +e
+"$INGRAIN" run "$GOAL" --policy auto
+code=$?
+set -e
+RUN=$("$INGRAIN" runs --json | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["runs"][0]["id"])')
+if [ "$code" -ne 0 ]; then
+  say "run $RUN ended with exit code $code; see: $INGRAIN trace $RUN"
+  exit "$code"
+fi
+say "report: $("$INGRAIN" report "$RUN")"
+"$INGRAIN" models
+
+PORT="${INGRAIN_DEMO_PORT:-8765}"
+say "serving the production version on http://127.0.0.1:$PORT for one question"
+"$INGRAIN" serve --host 127.0.0.1 --port "$PORT" > "$INGRAIN_HOME/demo-serve.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+"$VENV/bin/python" - "$PORT" <<'PY'
+import sys, time
+import httpx
+from openai import OpenAI
+
+port = sys.argv[1]
+for _ in range(120):
+    try:
+        if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+            break
+    except httpx.HTTPError:
+        time.sleep(0.5)
+client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="local")
+model = client.models.list().data[0].id
+question = "What does the documentation say about The pass statement?"
+reply = client.chat.completions.create(model=model, max_tokens=80,
+                                       messages=[{"role": "user", "content": question}])
+print(f"model:    {model}\nquestion: {question}\nanswer:   {reply.choices[0].message.content}")
+PY
+say "done. Serve it yourself with: $INGRAIN serve   (then point any OpenAI client at http://127.0.0.1:8000/v1)"
