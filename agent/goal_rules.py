@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from urllib.parse import urlparse
 
 from agent.task_spec import DEFAULT_BASE, Conflict, Source, SuccessCriteria, TaskSpec, slugify
 
@@ -15,13 +16,15 @@ MODEL_ALIASES = {"smollm2-135m": DEFAULT_BASE, "smollm2-135m-instruct": DEFAULT_
                  "huggingfacetb/smollm2-135m-instruct": DEFAULT_BASE}
 # Words that name an HF repo as a model rather than a folder of documents (`Qwen/Qwen2.5-0.5B-Instruct`).
 _MODEL_WORDS = re.compile(r"(?i)(instruct|chat|llama|qwen|phi|gemma|mistral|smol|gpt|olmo|\d+(\.\d+)?[bm]\b)")
+# A model named without its organisation: SmolLM2-360M-Instruct, Qwen2.5-0.5B, llama-3.2-1b.
+_MODEL_NAME = re.compile(r"(?i)[a-z][\w.]*(?:-[\w.]+)*-\d+(?:\.\d+)?[bm](?:-[\w.]+)*")
 _BASE_CUE = re.compile(r"(?i)\b(?:base(?:\s+model)?(?:\s+is|\s*[:=])?|from|using|use|on\s+top\s+of|start\s+from)\s*$")
 _BASE_WORD = re.compile(r"(?i)\bbase(?:\s+model)?(?:\s+is|\s*[:=])?\s*$")
 
 _URL = re.compile(r"https?://[^\s'\"<>`]+")
 _QUOTED = re.compile(r"[\"'`“‘]([^\"'`”’\n]{1,300})[\"'`”’]")
 # ./x ~/x /x ../x, then a/b/c, then name.ext; never the middle of a word or a URL.
-_PATHLIKE = re.compile(r"(?<![\w/.:-])((?:~|\.{1,2})?/[^\s,;:'\"`()]+|[\w.-]+(?:/[\w.-]+)+/?"
+_PATHLIKE = re.compile(r"(?<![\w/.:-])((?:~|\.{1,2})?/[^\s,;:'\"`()]+|[\w.-]+(?:(?:/[\w.-]+)+/?|/)"
                        r"|[\w-][\w.-]*\.[A-Za-z]{2,8})(?![\w/])")
 _TRAILING = ".,;:!?)]}\"'"
 
@@ -30,7 +33,7 @@ _BUDGET = re.compile(
     r"(?i)(?<![\w.-])(every\s+|each\s+)?"
     r"(?:(\d+(?:\.\d+)?)[\s-]*(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)"
     r"|(an?|one|two|three|half\s+an?)[\s-]+(seconds?|minutes?|mins?|hours?|hrs?))\b"
-    r"(?![\w-]*\s*(?:long|videos?|clips?))")
+    r"(?![\w-]*[\s-]*(?:long|videos?|clips?|models?|param\w*|tokens?|llms?|instruct))")
 _WORD_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "half a": 0.5, "half an": 0.5}
 
 _POLICIES = (
@@ -43,17 +46,19 @@ _POLICIES = (
 
 _OBJECTIVE_CUES: dict[str, list[tuple[str, int]]] = {
     "style": [(r"in the style of", 3), (r"the way (?:my|our|the) [\w\s./-]{1,40}? (?:does|do|is written|reads)", 3),
-              (r"\bwrite?s? (?:just )?like\b", 3), (r"\bwriting like\b", 3), (r"\bsounds? like\b", 2),
+              (r"\b(?:write|answer|talk|speak|respond|reply)s? (?:just )?like\b", 3), (r"\bwriting like\b", 3),
+              (r"\bsounds? like\b", 2),
               (r"\bstyle\b", 2), (r"\btone\b", 2), (r"\bvoice\b", 2), (r"\bformat(?:ted|ting)?\b", 1),
               (r"\bhow (?:\w+ ){0,3}writes?\b", 3), (r"\bpersona\b", 2), (r"\bhouse style\b", 3),
               (r"\bmimic\b|\bimitate\b", 3)],
-    "knowledge": [(r"answers? (?:\w+ ){0,2}questions?", 3), (r"\bknows?\b|\bknowledge\b", 3),
+    "knowledge": [(r"answers? (?:\w+ ){0,2}questions?", 3), (r"\bteach(?:es)? (?:it|the model)\b", 2),
+                  (r"\bknows?\b|\bknowledge\b", 3),
                   (r"put the contents of", 3), (r"\bcontents? of\b", 2), (r"\bhandbook\b", 1), (r"\bdocs\b", 1),
                   (r"\bdocumentation\b", 1), (r"\bfaq\b|\bq&a\b|\bquestion", 1), (r"\bmemori[sz]e\b", 3),
                   (r"\blearn(?:s|ed)? (?:the )?(?:facts|contents|material)\b", 3), (r"\bwiki\b|\bmanual\b", 1)],
     "task": [(r"\bclassif(?:y|ies|ication)\b", 4), (r"\bextract(?:s|ion)?\b", 4), (r"\btranslat(?:e|es|ion)\b", 4),
              (r"\bconvert(?:s|ing)?\b", 4), (r"\blabel(?:s|ling)?\b|\btag(?:s|ging)?\b", 3),
-             (r"\bsummari[sz]e", 1), (r"\bparse\b|\brewrite\b|\bcorrect\b", 2), (r"\bsentiment\b", 3)],
+             (r"\bsummari[sz]e", 2), (r"\bparse\b|\brewrite\b|\bcorrect\b", 2), (r"\bsentiment\b", 3)],
 }
 
 _BUILTIN = re.compile(r"(?i)\bpython(?:'s)?\s+(?:\d(?:\.\d+)?\s+)?(?:own\s+)?(?:docs|documentation|manual|help)\b"
@@ -149,8 +154,11 @@ def _paths_and_models(goal: str, cwd: Path) -> tuple[list[Source], list[str]]:
             taken.append(match.span())
     for match in re.finditer(r"[\w.-]+", goal):
         word = match.group()
-        if free(match.start()) and (word.lower() in MODEL_ALIASES
-                                    or (_PATH_CUE.search(goal[:match.start()]) and _exists_bare(word, cwd))):
+        if not free(match.start()):
+            continue
+        if word.lower() in MODEL_ALIASES or _MODEL_NAME.fullmatch(word):
+            candidates.append((match.start(), word))
+        elif _PATH_CUE.search(goal[:match.start()]) and _exists_bare(word, cwd):
             candidates.append((match.start(), word))
             weak.add(word)
     seen: set[str] = set()
@@ -173,7 +181,7 @@ def _paths_and_models(goal: str, cwd: Path) -> tuple[list[Source], list[str]]:
 
 # Words after which a bare name or an unknown `a/b` is meant as a place ("in notes/papers", "my wiki").
 _PATH_CUE = re.compile(r"(?i)\b(?:my|our|the|in|inside|from|of|at|about|under|folder|directory|dir|files?|using|"
-                       r"on|into|with)\s+$")
+                       r"on|into|with|dataset|data)\s+$")
 
 
 def _classify(raw: str, before: str, cwd: Path) -> str | None:
@@ -192,8 +200,10 @@ def _classify(raw: str, before: str, cwd: Path) -> str | None:
     suffix = Path(raw).suffix.lower()
     if suffix in DATASET_SUFFIXES or suffix in DOCUMENT_SUFFIXES:
         return "path"
-    if "/" not in raw.strip("/"):
-        return None
+    if raw.endswith("/"):
+        return "path"
+    if "/" not in raw:
+        return "model" if _MODEL_NAME.fullmatch(raw) else None
     if _MODEL_WORDS.search(raw) or _BASE_CUE.search(before):
         return "model"
     first = raw.split("/")[0]
@@ -240,15 +250,22 @@ def _clean_topic(raw: str) -> str | None:
 
 
 def _budgets(goal: str) -> list[int]:
-    budgets = []
+    budgets: list[int] = []
+    previous_end, previous_unit = -1, ""
     for match in _BUDGET.finditer(goal):
         if match.group(1):  # "every 24 hours" is a schedule, not a budget
             continue
         digits, word = match.group(2), match.group(4)
         value = float(digits) if digits else _WORD_NUMBERS[" ".join(word.lower().split())]
         unit = (match.group(3) or match.group(5)).lower()
-        unit_minutes = 1 / 60 if unit.startswith("s") else 60 if unit.startswith("h") else 1
-        budgets.append(math.floor(value * unit_minutes + 1e-9))
+        minutes = value / 60 if unit.startswith("s") else value * 60 if unit.startswith("h") else value
+        # "1 hour 30 minutes" is one budget of 90, not two budgets.
+        if (budgets and previous_unit.startswith("h") and unit.startswith("m")
+                and re.fullmatch(r"\s*(?:and\s+)?", goal[previous_end:match.start()])):
+            budgets[-1] = math.floor(budgets[-1] + minutes + 1e-9)
+        else:
+            budgets.append(math.floor(minutes + 1e-9))
+        previous_end, previous_unit = match.end(), unit
     return budgets
 
 
@@ -268,7 +285,7 @@ def _objective(goal: str) -> str:
     best = max(scores.values())
     if best == 0:
         return "task"
-    return next(name for name in ("style", "knowledge", "task") if scores[name] == best)
+    return next(name for name in ("style", "task", "knowledge") if scores[name] == best)
 
 
 def _success(goal: str) -> SuccessCriteria:
@@ -282,6 +299,9 @@ def _success(goal: str) -> SuccessCriteria:
     )
 
 
+_HOST_NOISE = {"www", "docs", "doc", "en", "blog", "com", "org", "net", "io", "dev", "ai", "co", "uk", "de"}
+
+
 def _task_name(goal: str, objective: str, sources: list[Source]) -> str:
     suffix = {"style": "style", "knowledge": "qa", "task": ""}[objective]
     if objective == "task":
@@ -292,7 +312,9 @@ def _task_name(goal: str, objective: str, sources: list[Source]) -> str:
     if sources:
         first = sources[0]
         stem = first.location if first.kind in ("crawl_topic", "builtin") else Path(first.location).stem
-        stem = stem.split("//")[-1].split("/")[0] if first.kind == "url" else stem
+        if first.kind == "url":
+            labels = urlparse(first.location).netloc.lower().split(".")
+            stem = next((w for w in labels if w not in _HOST_NOISE), "web")
         return slugify(f"{stem} {suffix}")
     gist = _BUDGET.sub(" ", goal)
     for _, pattern in _POLICIES:

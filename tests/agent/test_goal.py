@@ -123,6 +123,14 @@ GOALS: list[tuple[str, str, list[tuple[str, str]], str, int | None, str | None]]
      "knowledge", [("crawl_topic", "kubernetes networking")], "smollm2-135m", None, "auto"),
     ("Convert input/output pairs from https://example.com/pairs.json into a model",
      "task", [("url", "https://example.com/pairs.json")], "smollm2-135m", None, None),
+    ("Train a 135m model on tickets.jsonl so it can tag them",
+     "task", [("dataset", "tickets.jsonl")], "smollm2-135m", None, None),
+    ("Use SmolLM2-360M-Instruct as the base and answer questions about ./handbook",
+     "knowledge", [("folder", "handbook")], "SmolLM2-360M-Instruct", None, None),
+    ("Summarize pages from wiki/ and handbook/ in 2h",
+     "task", [("folder", "wiki"), ("folder", "handbook")], "smollm2-135m", 120, None),
+    ("Make it answer like a pirate, trained on faq.md, in 1 hour 30 minutes",
+     "style", [("file", "faq.md")], "smollm2-135m", 90, None),
 ]
 
 
@@ -311,6 +319,9 @@ class FakeOpenAI(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.mode = "valid"
         self.requests: list[dict[str, Any]] = []
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # the client hung up on the slow answer, as the timeout test intends
 
     @property
     def base_url(self) -> str:
