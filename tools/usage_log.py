@@ -23,10 +23,17 @@ _PHONE = re.compile(r"(?<![\w])\+?\(?\d[\d\s().-]{6,}\d(?![\w])")
 _DIGITS = re.compile(r"\d{6,}")
 
 
+def _phone(match: re.Match[str]) -> str:
+    found = match.group()
+    # A bare digit run is left to the digit rule, so "[phone]" only marks what is written like a number to call.
+    looks_dialled = found.startswith("+") or not found.isdigit()
+    return "[phone]" if looks_dialled and sum(c.isdigit() for c in found) >= 7 else found
+
+
 def redact(text: str) -> str:
     """Mask emails, phone numbers and long digit runs (card, account, id numbers)."""
     text = _EMAIL.sub("[email]", text)
-    text = _PHONE.sub(lambda m: "[phone]" if sum(c.isdigit() for c in m.group()) >= 7 else m.group(), text)
+    text = _PHONE.sub(_phone, text)
     return _DIGITS.sub("[number]", text)
 
 
