@@ -63,7 +63,8 @@ def run(
     goal: Annotated[str, typer.Argument(help="What the model should do, in plain words.", show_default=False)],
     data: Annotated[list[str] | None, typer.Option("--data", help="Dataset file or folder; repeatable.")] = None,
     base: Annotated[str | None, typer.Option("--base", help="Base model name or local folder.")] = None,
-    policy: Annotated[str, typer.Option("--policy", help="interactive | auto | nightly.")] = "interactive",
+    policy: Annotated[str | None, typer.Option("--policy", help="interactive | auto | nightly (default: "
+                                               "what the goal says, else interactive).")] = None,
     budget_minutes: Annotated[float | None, typer.Option("--budget-minutes", help="Wall-time budget.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -71,7 +72,7 @@ def run(
     from agent import runner
 
     outcome = runner.start(goal, data_paths=data, base=base, policy=policy, budget_minutes=budget_minutes,
-                           ask=terminal_ask(policy, as_json))
+                           ask=terminal_ask(policy or "interactive", as_json))
     finish(outcome, as_json)
 
 

@@ -10,6 +10,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from langgraph.types import Command
@@ -47,12 +48,17 @@ class Outcome:
         return out
 
 
-def start(goal: str, *, data_paths: list[str] | None = None, base: str | None = None, policy: str = "interactive",
+def start(goal: str, *, data_paths: list[str] | None = None, base: str | None = None, policy: str | None = None,
           budget_minutes: float | None = None, ask: Ask | None = None) -> Outcome:
     """Create a run for `goal` and drive it until it finishes, fails or waits at a gate."""
     if not goal or not goal.strip():
         raise AgentError('The goal is empty. Say what the model should do, e.g. ingrain run "answer questions '
                          'about ./handbook"')
+    if policy is None:
+        from agent.goal_rules import parse_goal_rules
+
+        # "every night ..." or "... automatically" in the goal picks the policy when no flag does.
+        policy = parse_goal_rules(goal, Path.cwd()).policy or "interactive"
     if policy not in ("interactive", "auto", "nightly"):
         raise AgentError(f"Unknown policy {policy!r}: use interactive, auto or nightly.")
     inputs = {"goal": goal.strip(), "data_paths": [str(p) for p in data_paths or []], "base": base,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from evals.report import write_report
 from langgraph.runtime import Runtime
 
 from agent.context import Context
 from agent.state import State
 from agent.trace import Tracer, traced
+from evals.report import write_report
 from tools.deploy import deploy_version
 from tools.models import resolve_base
 

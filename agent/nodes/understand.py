@@ -18,10 +18,12 @@ from tools.models import resolve_base
 
 
 def _parse(text: str, state: State, runtime: Runtime[Context], trace: Tracer) -> tuple[dict[str, Any], list[str]]:
+    # The run's policy was fixed when it started (flag or goal words); the spec only records it.
     parsed = goals.parse_goal(text, data_paths=state.data_paths, base=state.base,
-                              budget_minutes=state.budget_minutes, policy=runtime.context.policy, cwd=Path.cwd())
+                              budget_minutes=state.budget_minutes, cwd=Path.cwd())
     for step in parsed.trace:
-        trace.decision(f"goal parsed by the {step.get('path')} path", step.get("reason", ""), **step)
+        details = {k: v for k, v in step.items() if k != "reason"}
+        trace.decision(f"goal parsed by the {step.get('path')} path", step.get("reason", ""), **details)
     problems = [getattr(p, "message", str(p)) for p in goals.validate_spec(parsed.spec, Path.cwd())]
     if not problems:
         try:
