@@ -44,6 +44,11 @@ class DatasetSplit:
     """Exact copies removed."""
     seed: int
 
+    @property
+    def counts(self) -> tuple[int, int, int]:
+        """(train, val, test), in the order `Store.record_dataset(counts=...)` takes them."""
+        return self.n_train, self.n_val, self.n_test
+
     def to_dict(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 

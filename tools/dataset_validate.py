@@ -125,7 +125,12 @@ def _normalise_all(path: Path) -> tuple[list[Normalized], list[int], list[Issue]
 
 def validate_dataset(path: Path | str, *, tokenizer: PreTrainedTokenizerBase | None = None,
                      context_length: int = 2048, val_path: Path | str | None = None) -> ValidationReport:
-    """Check a dataset file or folder and report every problem with its line; never raises for bad data."""
+    """Check a dataset file or folder and report every problem with its line; never raises for bad data.
+
+    Lengths are counted on the tokenizer's chat template when a tokenizer is given, else estimated.
+    """
+    if context_length < 1:
+        raise ToolError(f"context_length must be a positive number of tokens, got {context_length}.")
     path = Path(path).expanduser()
     report = ValidationReport(str(path), location_kind(path),
                               val_path=None if val_path is None else str(val_path))

@@ -54,7 +54,7 @@ def test_sides_are_disjoint_complete_and_sized_by_the_fractions(tmp_path: Path) 
     data = examples(100)
     split = split_dataset(data, tmp_path / "out", val_fraction=0.1, test_fraction=0.2)
     train, val, test = keys(split.train_path), keys(split.val_path), keys(split.test_path)
-    assert (split.n_train, split.n_val, split.n_test) == (len(train), len(val), len(test)) == (70, 10, 20)
+    assert split.counts == (len(train), len(val), len(test)) == (70, 10, 20)
     assert not (train & val or train & test or val & test)
     assert train | val | test == {example_key(e) for e in data}
     manifest = json.loads((tmp_path / "out" / "split.json").read_text())

@@ -131,6 +131,29 @@ def test_raw_text_is_a_warning_but_mixing_it_with_chat_is_an_error(tmp_path: Pat
     assert error.line == 3 and not mixed.ok
 
 
+def test_parquet_issues_point_at_rows(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.Table.from_pylist([{"prompt": "p", "completion": "c"}, {"prompt": "p2", "completion": ""}]),
+                   path)
+    report = validate_dataset(path)
+    assert report.location == "row" and report.formats == {"completion": 2}
+    assert [(i.code, i.line) for i in report.issues] == [("empty_assistant", 2)]
+
+
+def test_a_json_file_holding_jsonl_is_read_line_by_line(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "d.json", [chat("q", "a"), {"messages": [{"role": "user", "content": "q"}]}])
+    report = validate_dataset(path)
+    assert report.n_records == 2 and [(i.code, i.line) for i in report.issues] == [("missing_assistant", 2)]
+
+
+def test_context_length_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ToolError, match="context_length"):
+        validate_dataset(write_lines(tmp_path / "d.jsonl", [chat("q", "a")]), context_length=0)
+
+
 def test_validating_ten_thousand_records_finds_planted_near_duplicates(tmp_path: Path) -> None:
     rng = random.Random(0)
     vocab = [f"w{i}" for i in range(3000)]
