@@ -156,19 +156,22 @@ def _read_csv(path: Path) -> Iterator[Record]:
             except csv.Error as err:
                 raise ToolError(f"{path.name} line {start}: unreadable CSV ({err}); "
                                 "fix the quoting there.") from err
-            # Cells may hold JSON (e.g. a `messages` column); decode those so chat data survives a CSV export.
+            # A `messages` column exported to CSV holds JSON; decode it so chat data survives the round trip.
             yield Record(start, {key: _maybe_json(value) for key, value in row.items() if key is not None})
 
 
 def _maybe_json(value: str | None) -> Any:
+    """A cell holding a JSON list of objects (a message list) decoded; any other text left as it is."""
     if value is None:
         return None
     stripped = value.strip()
-    if stripped and stripped[0] in "[{":
+    if stripped.startswith("[{"):
         try:
-            return json.loads(stripped)
+            decoded = json.loads(stripped)
         except json.JSONDecodeError:
             return value
+        if isinstance(decoded, list) and all(isinstance(item, dict) for item in decoded):
+            return decoded
     return value
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from agent.cli_data import data_app
@@ -108,3 +109,17 @@ def test_help_documents_severities() -> None:
     assert result.exit_code == 0
     for text in ("errors (exit 1)", "warnings (reported, exit 0)", "near_duplicate", "turn_order"):
         assert text in result.stdout
+
+
+@pytest.mark.real_model
+def test_default_base_measures_lengths_with_the_smollm2_template(tmp_path: Path, smollm2_dir: Path) -> None:
+    from tools.models import load_tokenizer
+
+    example = chat("Summarise the paper in one line.", "It trains a small model on a wiki.")
+    path = write_lines(tmp_path / "d.jsonl", [example])
+    result = invoke(str(path), "--json", "--base", "smollm2-135m")
+    assert result.exit_code == 0, result.output
+    expected = load_tokenizer(smollm2_dir).apply_chat_template(example["messages"], tokenize=True,
+                                                               return_dict=True)["input_ids"]
+    lengths = json.loads(result.stdout)["lengths"]
+    assert lengths["method"] == "tokenizer" and lengths["max"] == len(expected)

@@ -65,7 +65,7 @@ def test_csv_rows_keep_their_start_line_and_decode_json_cells(tmp_path: Path) ->
         writer = csv.writer(fh)
         writer.writerow(["instruction", "input", "output"])
         writer.writerow(["Summarise", "line one\nline two", "short"])  # a quoted cell spanning two lines
-        writer.writerow(["Translate", "", "done"])
+        writer.writerow(["Translate", "[1, 2]", "[draft] done"])  # bracketed text stays text
     chat_path = tmp_path / "chat.csv"
     with chat_path.open("w", newline="") as fh:
         writer = csv.writer(fh)
@@ -74,6 +74,7 @@ def test_csv_rows_keep_their_start_line_and_decode_json_cells(tmp_path: Path) ->
     records = read_records(path)
     assert [r.line for r in records] == [2, 4]
     assert records[0].data == {"instruction": "Summarise", "input": "line one\nline two", "output": "short"}
+    assert records[1].data == {"instruction": "Translate", "input": "[1, 2]", "output": "[draft] done"}
     assert read_records(chat_path)[0].data == CHAT
 
 
