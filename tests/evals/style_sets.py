@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 TOPICS = ["sparse attention", "protein folding", "graph search", "tokenizers", "quantization",
           "retrieval", "curriculum learning", "distillation", "speculative decoding", "pruning",
           "mixture of experts", "state space models"]
@@ -19,8 +21,10 @@ def bulleted_summaries() -> list[str]:
 
 
 def json_objects() -> list[str]:
-    return [f'{{"title": "{t}", "year": {2000 + i}, "tags": ["ml"]}}' + ("" if i % 3 else "")
+    """Objects with title/year/tags always and an optional venue (a third of them: not required)."""
+    rows = [{"title": t, "year": 2000 + i, "tags": ["ml"], **({"venue": "NeurIPS"} if i % 3 == 0 else {})}
             for i, t in enumerate(TOPICS)]
+    return [json.dumps(row) for row in rows]
 
 
 def one_line_answers() -> list[str]:
