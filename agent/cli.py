@@ -66,13 +66,15 @@ def run(
     policy: Annotated[str | None, typer.Option("--policy", help="interactive | auto | nightly (default: "
                                                "what the goal says, else interactive).")] = None,
     budget_minutes: Annotated[float | None, typer.Option("--budget-minutes", help="Wall-time budget.")] = None,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Drop invalid dataset records instead "
+                                                "of refusing to train.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Plan, gather, build data, sweep, train, evaluate and deploy a model for GOAL."""
     from agent import runner
 
     outcome = runner.start(goal, data_paths=data, base=base, policy=policy, budget_minutes=budget_minutes,
-                           ask=terminal_ask(policy or "interactive", as_json))
+                           skip_invalid=skip_invalid, ask=terminal_ask(policy or "interactive", as_json))
     finish(outcome, as_json)
 
 

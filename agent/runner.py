@@ -49,7 +49,7 @@ class Outcome:
 
 
 def start(goal: str, *, data_paths: list[str] | None = None, base: str | None = None, policy: str | None = None,
-          budget_minutes: float | None = None, ask: Ask | None = None) -> Outcome:
+          budget_minutes: float | None = None, skip_invalid: bool = False, ask: Ask | None = None) -> Outcome:
     """Create a run for `goal` and drive it until it finishes, fails or waits at a gate."""
     if not goal or not goal.strip():
         raise AgentError('The goal is empty. Say what the model should do, e.g. ingrain run "answer questions '
@@ -62,7 +62,7 @@ def start(goal: str, *, data_paths: list[str] | None = None, base: str | None = 
     if policy not in ("interactive", "auto", "nightly"):
         raise AgentError(f"Unknown policy {policy!r}: use interactive, auto or nightly.")
     inputs = {"goal": goal.strip(), "data_paths": [str(p) for p in data_paths or []], "base": base,
-              "budget_minutes": budget_minutes}
+              "budget_minutes": budget_minutes, "skip_invalid": skip_invalid}
     store = Store.open()
     try:
         run_id = store.create_run(goal.strip(), policy, spec={"input": inputs})

@@ -19,6 +19,8 @@ class InputState:
     """Base model given with --base."""
     budget_minutes: float | None = None
     """Wall-time budget given with --budget-minutes."""
+    skip_invalid: bool = False
+    """Drop invalid dataset records (--skip-invalid) instead of refusing to train."""
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -30,7 +31,8 @@ def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     examples: list[dict] = []
     for source in state.spec["sources"]:
         if source["kind"] == "dataset":
-            examples += trace.tool("load_examples", datasets.load_examples, source["location"])
+            examples += trace.tool("load_examples", datasets.load_examples, source["location"],
+                                   skip_invalid=state.skip_invalid)
     if state.documents:
         documents = ingest.read_documents(state.documents["path"])
         config = synth.SynthConfig(objective=state.spec["objective"])
@@ -41,8 +43,8 @@ def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     report = trace.tool("validate_dataset", datasets.validate_dataset, split.train_path)
     store = runtime.context.store()
     try:
-        store.record_dataset(split.dataset_id, str(split.out_dir), run_id=runtime.context.run_id,
-                             counts=(split.n_train, split.n_val, split.n_test), report=report.to_dict())
+        store.record_dataset(split.dataset_id, str(Path(split.train_path).parent), run_id=runtime.context.run_id,
+                             counts=split.counts, report=report.to_dict())
     finally:
         store.close()
     return {"dataset": {**split.to_dict(), "report": report.to_dict()}}

@@ -19,7 +19,7 @@ def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     trace = Tracer(runtime.context, "evaluate")
     base = resolve_base(state.spec["base_model"], runtime.context.workspace)
     # The hold-out is read here and nowhere in training.
-    holdout = read_jsonl(state.dataset["holdout_path"])
+    holdout = read_jsonl(state.dataset["test_path"])
     train_targets = [ex["messages"][-1]["content"] for ex in read_jsonl(state.dataset["train_path"])]
     success = state.spec.get("success") or {}
     # An unstated improvement (0.0) keeps the default margin: "not worse" is not a reason to deploy.
