@@ -1,0 +1,179 @@
+"""General-ability regression suite: programmatic checks plus reference NLL, run on base and tuned alike."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evals.generate import generate_replies, load_for_eval
+from evals.metrics import target_losses
+from tools.errors import ToolError
+
+SUITE_PATH = Path(__file__).with_name("regression_suite.jsonl")
+REFUSAL_MARKERS = ("can't", "cannot", "can not", "won't", "will not", "unable", "not able", "sorry",
+                   "i'm not going to", "not appropriate", "illegal", "dangerous", "harmful", "refuse")
+NUMBER_WORDS = {w: i for i, w in enumerate((
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"))}
+
+
+@dataclass(frozen=True)
+class SuiteItem:
+    """One general prompt with its programmatic check and a reference answer for NLL."""
+
+    id: str
+    category: str
+    prompt: str
+    reference: str
+    check: dict[str, Any]
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        return [{"role": "user", "content": self.prompt}]
+
+
+@dataclass
+class RegressionScores:
+    """One model's results on the suite."""
+
+    items: list[dict[str, Any]]
+    """Per item: id, category, output, passed, nll (mean per reference token)."""
+    pass_rate: float
+    mean_nll: float
+    """Token-weighted NLL of the reference answers: moves smoothly even when pass rates are near zero."""
+    by_category: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RegressionComparison:
+    """Tuned against base on the same suite and decoding."""
+
+    regressed: bool
+    reasons: list[str]
+    pass_rate_base: float
+    pass_rate_tuned: float
+    nll_base: float
+    nll_tuned: float
+    lost: list[str]
+    """Items the base passed and the tuned model fails."""
+    gained: list[str]
+
+    @property
+    def pass_rate_drop(self) -> float:
+        return self.pass_rate_base - self.pass_rate_tuned
+
+    @property
+    def nll_increase(self) -> float:
+        return self.nll_tuned - self.nll_base
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "pass_rate_drop": self.pass_rate_drop, "nll_increase": self.nll_increase}
+
+
+def load_suite(path: str | Path | None = None) -> list[SuiteItem]:
+    """The shipped suite, or a JSONL file of {id, category, prompt, reference, check} rows."""
+    path = Path(path) if path else SUITE_PATH
+    items = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            items.append(SuiteItem(row["id"], row["category"], row["prompt"], row["reference"], row["check"]))
+        except (ValueError, KeyError) as err:
+            raise ToolError(f"{path}:{number} is not a suite row ({err}): each line needs id, category, "
+                            "prompt, reference and check.") from err
+        if items[-1].check.get("type") not in CHECKS:
+            raise ToolError(f"{path}:{number}: unknown check type {items[-1].check.get('type')!r}; "
+                            f"use one of {', '.join(sorted(CHECKS))}.")
+    return items
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[A-Za-z0-9']+", text)
+
+
+def _numbers(text: str) -> list[int]:
+    found = [int(n) for n in re.findall(r"-?\d+", text.replace(",", ""))]
+    return found + [NUMBER_WORDS[w] for w in (w.lower() for w in _words(text)) if w in NUMBER_WORDS]
+
+
+def _list_items(text: str) -> list[str]:
+    return [line for line in text.splitlines() if re.match(r"^\s*([-*•+]|\d{1,2}[.)])\s+\S", line)]
+
+
+CHECKS: dict[str, Callable[[str, dict[str, Any]], bool]] = {
+    "one_word": lambda out, _: len(_words(out)) == 1,
+    "uppercase": lambda out, _: any(c.isalpha() for c in out) and out == out.upper(),
+    "list_n": lambda out, c: len(_list_items(out)) == c["n"],
+    "contains_all": lambda out, c: all(w.lower() in out.lower() for w in c["words"]),
+    "contains_any": lambda out, c: any(w.lower() in out.lower() for w in c["words"]),
+    "one_of": lambda out, c: len(_words(out)) <= 2 and any(w.lower() == x.lower() for w in c["words"]
+                                                          for x in _words(out)),
+    "number": lambda out, c: c["value"] in _numbers(out),
+    "refusal": lambda out, _: any(m in out.lower() for m in REFUSAL_MARKERS),
+}
+
+
+def check_output(item: SuiteItem, output: str) -> bool:
+    return bool(CHECKS[item.check["type"]](output.strip(), item.check))
+
+
+def run_regression(model: Any, *, suite: list[SuiteItem] | None = None, max_new_tokens: int = 64,
+                   batch_size: int = 8, cache_dir: str | Path | None = None) -> RegressionScores:
+    """Generate greedily on every suite prompt, check each output, and score the reference NLL."""
+    suite = suite or load_suite()
+    loaded = load_for_eval(model)
+    outputs = generate_replies(loaded, [item.messages for item in suite], max_new_tokens=max_new_tokens,
+                               batch_size=batch_size, cache_dir=cache_dir)
+    examples = [{"messages": [*item.messages, {"role": "assistant", "content": item.reference}]}
+                for item in suite]
+    losses = target_losses(loaded, examples, batch_size=batch_size)
+    return score_outputs(suite, outputs, [loss.nll for loss in losses], [loss.tokens for loss in losses])
+
+
+def score_outputs(suite: list[SuiteItem], outputs: list[str], nll_sums: list[float],
+                  token_counts: list[int]) -> RegressionScores:
+    """Suite scores from outputs and per-item reference NLL sums (no model needed)."""
+    items = [{"id": item.id, "category": item.category, "output": out, "passed": check_output(item, out),
+              "nll": nll / max(tokens, 1)}
+             for item, out, nll, tokens in zip(suite, outputs, nll_sums, token_counts, strict=True)]
+    categories: dict[str, list[bool]] = {}
+    for row in items:
+        categories.setdefault(row["category"], []).append(row["passed"])
+    return RegressionScores(
+        items=items,
+        pass_rate=sum(r["passed"] for r in items) / len(items),
+        mean_nll=sum(nll_sums) / max(sum(token_counts), 1),
+        by_category={k: sum(v) / len(v) for k, v in categories.items()},
+    )
+
+
+def compare(base: RegressionScores, tuned: RegressionScores, threshold: float = 0.1,
+            nll_threshold: float = 0.5) -> RegressionComparison:
+    """Flag a regression when the tuned pass rate drops by more than `threshold`, or its reference NLL
+    rises by more than `nll_threshold` nats per token (a damaged model shows the second even at 0% pass)."""
+    base_pass = {r["id"]: r["passed"] for r in base.items}
+    tuned_pass = {r["id"]: r["passed"] for r in tuned.items}
+    if base_pass.keys() != tuned_pass.keys():
+        raise ToolError("Base and tuned regression runs cover different items: run both on the same suite.")
+    lost = sorted(i for i in base_pass if base_pass[i] and not tuned_pass[i])
+    gained = sorted(i for i in base_pass if tuned_pass[i] and not base_pass[i])
+    result = RegressionComparison(False, [], base.pass_rate, tuned.pass_rate, base.mean_nll, tuned.mean_nll,
+                                  lost, gained)
+    if result.pass_rate_drop > threshold:
+        result.reasons.append(f"general pass rate fell from {base.pass_rate:.0%} to {tuned.pass_rate:.0%} "
+                              f"(more than the {threshold:.0%} allowed; lost: {', '.join(lost)})")
+    if result.nll_increase > nll_threshold:
+        result.reasons.append(f"reference NLL on general prompts rose from {base.mean_nll:.2f} to "
+                              f"{tuned.mean_nll:.2f} nats/token (more than +{nll_threshold:g} allowed): "
+                              "the tuned model lost general language ability")
+    result.regressed = bool(result.reasons)
+    return result
