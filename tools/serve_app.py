@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -63,7 +65,11 @@ class ServeState:
         """The caller's key id; None when no key exists yet (the server is then loopback-only)."""
         hashes = self.key_hashes()
         if not hashes:
-            return None
+            if self.config.loopback:
+                return None
+            # Every key was revoked after start: a server reachable from outside must not fall open.
+            raise ApiError(401, "No API key is valid any more. Create one with `ingrain keys create --name NAME`.",
+                           type="authentication_error", code="invalid_api_key")
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -147,8 +153,9 @@ async def _sse(state: ServeState, job: GenerationJob, include_usage: bool) -> As
             done = True
             result: GenerationResult = value
             if result.status == "error":
-                yield f'data: {{"error": {{"message": "Generation failed: {result.error}", ' \
-                      f'"type": "server_error", "code": "generation_failed"}}}}\n\n'
+                failure = ApiError(500, f"Generation failed: {result.error}", type="server_error",
+                                   code="generation_failed")
+                yield f"data: {json.dumps(failure.body())}\n\n"
             else:
                 yield chunk_event(job.id, created, name, {}, finish_reason=result.finish_reason)
                 if include_usage:
@@ -278,8 +285,6 @@ def _log_refusal(state: ServeState, exc: ApiError, started: float, key_id: int |
                  req: ChatRequest | None, loaded: LoadedModel | None, prompt_ids: list[int] | None,
                  response_id: str | None = None) -> None:
     """Refused requests are logged too, so the log has one row per request (content per policy)."""
-    import uuid
-
     state.writer.log_request(_row(
         response_id or f"chatcmpl-{uuid.uuid4().hex[:24]}", started=started, key_id=key_id,
         status=STATUS_BY_HTTP.get(exc.status, "error"), stream=bool(req and req.stream),
