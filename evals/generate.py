@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,6 +162,26 @@ def generate_replies(
     return [cached[k] for k in keys]
 
 
+SMALL_MODEL_PARAMS = 20_000_000
+"""Below this size a matmul is too small to split across threads: the hand-off costs more than it saves."""
+
+
+@contextmanager
+def thread_budget(model: PreTrainedModel) -> Iterator[None]:
+    """Run tiny models single-threaded; with busy cores, OpenMP spin-waits made them 25x slower."""
+    import torch
+
+    previous = torch.get_num_threads()
+    small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS
+    if small:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if small:
+            torch.set_num_threads(previous)
+
+
 def generate_token_ids(loaded: LoadedModel, prompts: list[list[Message]], *, max_new_tokens: int = 128,
                        batch_size: int = 8, temperature: float = 0.0, seed: int = 0,
                        autocast_bf16: bool = False) -> list[list[int]]:
@@ -187,7 +208,8 @@ def generate_token_ids(loaded: LoadedModel, prompts: list[list[Message]], *, max
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, padding=True, return_tensors="pt")
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast_bf16):
+        with torch.inference_mode(), thread_budget(loaded.model), \
+                torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast_bf16):
             out = loaded.model.generate(**batch, generation_config=config)
         for row, i in zip(out[:, batch["input_ids"].shape[1]:].tolist(), idx, strict=True):
             replies[i] = _cut_at_stop(row, loaded.stop_ids)

@@ -156,6 +156,8 @@ def target_losses(loaded: LoadedModel, examples: Sequence[dict[str, Any]], batch
     """
     import torch
 
+    from evals.generate import thread_budget
+
     tokenizer = loaded.tokenizer
     rows = [_scored_ids(loaded, ex, max_length) for ex in examples]
     results: list[TargetLoss] = []
@@ -167,7 +169,7 @@ def target_losses(loaded: LoadedModel, examples: Sequence[dict[str, Any]], batch
         attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in chunk])
         labels = torch.tensor([[t if i >= first else -100 for i, t in enumerate(ids)]
                                + [-100] * (width - len(ids)) for ids, first in chunk])
-        with torch.inference_mode():
+        with torch.inference_mode(), thread_budget(loaded.model):
             logits = loaded.model(input_ids=input_ids, attention_mask=attention).logits.float()
         shifted, targets = logits[:, :-1], labels[:, 1:]
         losses = torch.nn.functional.cross_entropy(shifted.transpose(1, 2), targets, ignore_index=-100,

@@ -1,0 +1,226 @@
+"""Judge a tuned model against its base: hold-out metrics with intervals, style, regression, verdict."""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evals.generate import generate_replies, load_for_eval
+from evals.metrics import (
+    SMALL_SAMPLE,
+    TargetLoss,
+    bootstrap_ci,
+    exact_match,
+    loss_summary,
+    paired_diff_ci,
+    rouge_l,
+    target_losses,
+    token_f1,
+)
+from evals.regression import RegressionComparison, compare, run_regression
+from evals.style import StyleProfile, style_profile
+from tools.errors import ToolError
+
+OBJECTIVES = ("style", "knowledge", "task")
+PRIMARY_METRIC = {"style": "style_conformance", "knowledge": "token_f1", "task": "rouge_l"}
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """What a tuned model must show to pass."""
+
+    margin: float = field(default=0.05, metadata={
+        "help": "Absolute gain over base required on the objective's metric (all metrics are 0–1)."})
+    regression_threshold: float = field(default=0.1, metadata={
+        "help": "Largest allowed drop of the general-suite pass rate (0.1 = 10 points)."})
+    nll_threshold: float = field(default=0.5, metadata={
+        "help": "Largest allowed rise of reference NLL on the general suite, in nats per token."})
+    min_holdout: int = field(default=SMALL_SAMPLE, metadata={
+        "help": "Below this many hold-out examples the verdict claims no significance."})
+    max_new_tokens: int = field(default=128, metadata={"help": "Token cap per generated hold-out reply."})
+    suite_max_new_tokens: int = field(default=64, metadata={
+        "help": "Token cap on the regression suite (its answers are short; 64 keeps it cheap)."})
+    batch_size: int = field(default=8, metadata={"help": "Prompts per generation batch."})
+    samples: int = field(default=8, metadata={"help": "Rows in the before/after sample table."})
+    regression: bool = field(default=True, metadata={"help": "Run the general regression suite."})
+    bootstrap: int = field(default=1000, metadata={"help": "Bootstrap resamples per interval."})
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.margin < 1:
+            raise ToolError(f"margin={self.margin}: use a gain between 0 and 1 (default 0.05).")
+        if self.regression_threshold < 0 or self.nll_threshold < 0:
+            raise ToolError("regression_threshold and nll_threshold must be >= 0.")
+        if min(self.max_new_tokens, self.suite_max_new_tokens, self.batch_size, self.min_holdout) < 1 \
+                or self.bootstrap < 100:
+            raise ToolError("Criteria needs max_new_tokens, suite_max_new_tokens, batch_size, min_holdout >= 1 "
+                            "and bootstrap >= 100.")
+
+
+@dataclass
+class EvalResult:
+    """Everything the report and the deploy gate need, JSON-safe through `to_dict()`."""
+
+    objective: str
+    n_holdout: int
+    primary_metric: str
+    metrics: dict[str, dict[str, Any]]
+    """metric → {base, tuned, delta}: intervals of the mean (delta is paired tuned − base)."""
+    style: dict[str, Any]
+    loss: dict[str, Any] | None
+    regression: dict[str, Any] | None
+    samples: list[dict[str, str]]
+    passed: bool
+    reasons: list[str]
+    significant: bool
+    wall_seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _json_safe(asdict(self))
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if value != value or value in (float("inf"), float("-inf")) else round(value, 6)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def holdout_scores(references: Sequence[str], outputs: Sequence[str],
+                   profile: StyleProfile | None) -> dict[str, list[float]]:
+    """Per-example scores of one model's outputs against the references."""
+    scores = {
+        "rouge_l": [rouge_l(o, r) for o, r in zip(outputs, references, strict=True)],
+        "token_f1": [token_f1(o, r) for o, r in zip(outputs, references, strict=True)],
+        "exact_match": [exact_match(o, r) for o, r in zip(outputs, references, strict=True)],
+    }
+    if profile is not None and profile.checks:
+        scores["style_conformance"] = [profile.conformance(o) or 0.0 for o in outputs]
+    return scores
+
+
+def judge_outputs(
+    holdout_examples: Sequence[dict[str, Any]],
+    base_outputs: Sequence[str],
+    tuned_outputs: Sequence[str],
+    train_targets: Sequence[str],
+    objective: str = "task",
+    criteria: Criteria | None = None,
+    *,
+    base_losses: Sequence[TargetLoss] | None = None,
+    tuned_losses: Sequence[TargetLoss] | None = None,
+    regression: RegressionComparison | None = None,
+) -> EvalResult:
+    """The verdict from outputs already generated (no model needed): metrics, style, regression, reasons."""
+    criteria = criteria or Criteria()
+    if objective not in OBJECTIVES:
+        raise ToolError(f"Unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}.")
+    if not holdout_examples:
+        raise ToolError("The hold-out set is empty: keep some examples out of training to evaluate on.")
+    references = [ex["messages"][-1]["content"] for ex in holdout_examples]
+    n = len(references)
+    profile = style_profile(train_targets)
+    base_scores = holdout_scores(references, base_outputs, profile)
+    tuned_scores = holdout_scores(references, tuned_outputs, profile)
+    ci = dict(n=criteria.bootstrap, seed=criteria.seed)
+    metrics = {name: {"base": bootstrap_ci(base_scores[name], **ci).to_dict(),
+                      "tuned": bootstrap_ci(tuned_scores[name], **ci).to_dict(),
+                      "delta": paired_diff_ci(base_scores[name], tuned_scores[name], **ci).to_dict()}
+               for name in base_scores}
+    reasons: list[str] = []
+    primary = PRIMARY_METRIC[objective]
+    if primary not in metrics:
+        primary = "rouge_l"
+        reasons.append("The training targets share no learnable style structure, so style conformance "
+                       "cannot be judged; the verdict uses ROUGE-L against the references instead.")
+    loss = None
+    if base_losses is not None and tuned_losses is not None:
+        base_nll, tuned_nll = [x.mean for x in base_losses], [x.mean for x in tuned_losses]
+        loss = {"base": loss_summary(base_losses), "tuned": loss_summary(tuned_losses),
+                "delta": paired_diff_ci(base_nll, tuned_nll, **ci).to_dict()}
+        metrics["holdout_nll"] = {"base": bootstrap_ci(base_nll, **ci).to_dict(),
+                                  "tuned": bootstrap_ci(tuned_nll, **ci).to_dict(), "delta": loss["delta"]}
+    delta = metrics[primary]["delta"]
+    small = n < criteria.min_holdout
+    improved = delta["mean"] >= criteria.margin
+    significant = not small and delta["low"] > 0
+    base_mean, tuned_mean = metrics[primary]["base"]["mean"], metrics[primary]["tuned"]["mean"]
+    summary = (f"{primary}: base {base_mean:.3f} → tuned {tuned_mean:.3f} "
+               f"(Δ {delta['mean']:+.3f}, 95% CI {delta['low']:+.3f}…{delta['high']:+.3f}, n={n})")
+    if not improved:
+        reasons.append(f"Tuned does not beat base by the required margin {criteria.margin:g}: {summary}.")
+    elif small:
+        reasons.append(f"Tuned beats base on the point estimate ({summary}), but a hold-out of {n} "
+                       f"examples (< {criteria.min_holdout}) is too small to claim significance.")
+    elif not significant:
+        reasons.append(f"The gain is within noise: {summary}; the interval includes zero.")
+    else:
+        reasons.append(f"Tuned beats base: {summary}.")
+    regressed = regression is not None and regression.regressed
+    if regression is not None:
+        reasons.extend(f"Regression: {r}." for r in regression.reasons)
+        if not regressed:
+            reasons.append(f"No general regression (suite pass rate {regression.pass_rate_base:.0%} → "
+                           f"{regression.pass_rate_tuned:.0%}, reference NLL {regression.nll_base:.2f} → "
+                           f"{regression.nll_tuned:.2f}).")
+    passed = improved and (significant or small) and not regressed
+    style = {"profile": profile.to_dict(), "description": profile.describe(),
+             "base": profile.pass_rate(base_outputs), "tuned": profile.pass_rate(tuned_outputs)}
+    samples = [{"input": ex["messages"][-2]["content"] if len(ex["messages"]) > 1 else "",
+                "base": b, "tuned": t, "reference": r}
+               for ex, b, t, r in zip(holdout_examples[:criteria.samples], base_outputs, tuned_outputs,
+                                      references, strict=False)]
+    return EvalResult(objective, n, primary, metrics, style, loss,
+                      regression.to_dict() if regression else None, samples, passed, reasons, significant)
+
+
+def run_evaluation(
+    base_dir: str | Path,
+    tuned: str | Path,
+    holdout_examples: Sequence[dict[str, Any]],
+    train_targets: Sequence[str],
+    objective: str = "task",
+    criteria: Criteria | None = None,
+    cache_dir: str | Path | None = None,
+) -> EvalResult:
+    """Generate with base and tuned (an adapter folder or a full model folder), score, and decide."""
+    criteria = criteria or Criteria()
+    started = time.perf_counter()
+    tuned = Path(tuned)
+    tuned_spec: Any = (Path(base_dir), tuned) if (tuned / "adapter_config.json").is_file() else tuned
+    prompts = [ex["messages"][:-1] for ex in holdout_examples]
+    timings: dict[str, float] = {}
+    runs = {}
+    for role, spec in (("base", Path(base_dir)), ("tuned", tuned_spec)):
+        clock = time.perf_counter()
+        loaded = load_for_eval(spec)
+        outputs = generate_replies(loaded, prompts, max_new_tokens=criteria.max_new_tokens,
+                                   batch_size=criteria.batch_size, cache_dir=cache_dir, seed=criteria.seed)
+        timings[f"{role}_generate_s"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        losses = target_losses(loaded, holdout_examples, batch_size=criteria.batch_size)
+        suite = run_regression(loaded, cache_dir=cache_dir, batch_size=criteria.batch_size,
+                               max_new_tokens=criteria.suite_max_new_tokens) if criteria.regression else None
+        timings[f"{role}_loss_and_suite_s"] = time.perf_counter() - clock
+        runs[role] = (outputs, losses, suite)
+        del loaded
+        gc.collect()
+    (base_out, base_loss, base_suite), (tuned_out, tuned_loss, tuned_suite) = runs["base"], runs["tuned"]
+    comparison = compare(base_suite, tuned_suite, criteria.regression_threshold, criteria.nll_threshold) \
+        if base_suite and tuned_suite else None
+    result = judge_outputs(holdout_examples, base_out, tuned_out, train_targets, objective, criteria,
+                           base_losses=base_loss, tuned_losses=tuned_loss, regression=comparison)
+    if comparison is not None:
+        result.regression = {**comparison.to_dict(), "base_items": base_suite.items,
+                             "tuned_items": tuned_suite.items}
+    result.timings = {k: round(v, 2) for k, v in timings.items()}
+    result.wall_seconds = round(time.perf_counter() - started, 2)
+    return result
