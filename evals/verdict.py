@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.generate import generate_replies, load_for_eval
+from evals.judge import judge_pairwise
 from evals.metrics import (
     SMALL_SAMPLE,
     TargetLoss,
@@ -47,6 +48,8 @@ class Criteria:
     batch_size: int = field(default=8, metadata={"help": "Prompts per generation batch."})
     samples: int = field(default=8, metadata={"help": "Rows in the before/after sample table."})
     regression: bool = field(default=True, metadata={"help": "Run the general regression suite."})
+    judge: bool = field(default=False, metadata={
+        "help": "Also ask an LLM judge (OPENAI_BASE_URL) for pairwise preferences; informational only."})
     bootstrap: int = field(default=1000, metadata={"help": "Bootstrap resamples per interval."})
     seed: int = 0
 
@@ -77,6 +80,8 @@ class EvalResult:
     passed: bool
     reasons: list[str]
     significant: bool
+    judge: dict[str, Any] | None = None
+    """Pairwise LLM-judge preferences when enabled (not part of the pass/fail decision)."""
     wall_seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -174,12 +179,17 @@ def judge_outputs(
     passed = improved and (significant or small) and not regressed
     style = {"profile": profile.to_dict(), "description": profile.describe(),
              "base": profile.pass_rate(base_outputs), "tuned": profile.pass_rate(tuned_outputs)}
-    samples = [{"input": ex["messages"][-2]["content"] if len(ex["messages"]) > 1 else "",
-                "base": b, "tuned": t, "reference": r}
+    samples = [{"input": _request_text(ex), "base": b, "tuned": t, "reference": r}
                for ex, b, t, r in zip(holdout_examples[:criteria.samples], base_outputs, tuned_outputs,
                                       references, strict=False)]
     return EvalResult(objective, n, primary, metrics, style, loss,
                       regression.to_dict() if regression else None, samples, passed, reasons, significant)
+
+
+def _request_text(example: dict[str, Any]) -> str:
+    """The last user turn before the reference reply."""
+    users = [m["content"] for m in example["messages"][:-1] if m["role"] == "user"]
+    return users[-1] if users else ""
 
 
 def run_evaluation(
@@ -221,6 +231,11 @@ def run_evaluation(
     if comparison is not None:
         result.regression = {**comparison.to_dict(), "base_items": base_suite.items,
                              "tuned_items": tuned_suite.items}
+    if criteria.judge:
+        clock = time.perf_counter()
+        requests = [_request_text(ex) for ex in holdout_examples]
+        result.judge = judge_pairwise(requests, base_out, tuned_out).to_dict()
+        timings["judge_s"] = time.perf_counter() - clock
     result.timings = {k: round(v, 2) for k, v in timings.items()}
     result.wall_seconds = round(time.perf_counter() - started, 2)
     return result

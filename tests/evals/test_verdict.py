@@ -91,7 +91,7 @@ def test_run_evaluation_fails_an_adapter_that_changes_nothing(noisy_model_dir, t
     adapter = tmp_path / "adapter"
     get_peft_model(load_model(noisy_model_dir), LoraConfig(r=4, target_modules=["q_proj"])).save_pretrained(adapter)
     targets = bulleted_summaries()
-    criteria = Criteria(max_new_tokens=6, suite_max_new_tokens=6, samples=3)
+    criteria = Criteria(max_new_tokens=6, suite_max_new_tokens=6, samples=3, judge=True)
     result = run_evaluation(noisy_model_dir, adapter, chat_examples(targets), targets, "style", criteria,
                             cache_dir=tmp_path / "cache")
     assert not result.passed and "does not beat base" in result.reasons[0]
@@ -101,5 +101,6 @@ def test_run_evaluation_fails_an_adapter_that_changes_nothing(noisy_model_dir, t
     # One cache file per model and decoding setting, holding hold-out and suite replies.
     cached = [json.loads(p.read_text())["replies"] for p in (tmp_path / "cache").glob("replies-*.json")]
     assert sorted(len(c) for c in cached) == [len(targets) + len(load_suite())] * 2
+    assert result.judge["available"] is False and "OPENAI_BASE_URL" in result.judge["reason"]
     data = json.loads(json.dumps(result.to_dict()))
     assert data["samples"][0]["base"] == data["samples"][0]["tuned"]
