@@ -78,3 +78,18 @@ def test_bad_inputs_explain_the_fix(tiny_model_dir):
     with pytest.raises(ToolError, match="not a model folder"):
         generate_replies(Path("/nonexistent/model"), [[{"role": "user", "content": "q"}]], cache_dir="/tmp")
     assert generate_replies(tiny_model_dir, []) == []
+
+
+def test_thread_budget_runs_tiny_models_single_threaded_and_restores(tiny_model_dir, monkeypatch):
+    import torch
+
+    from evals.generate import eval_threads, thread_budget
+
+    loaded = load_for_eval(tiny_model_dir)
+    assert eval_threads(loaded.model) == 1
+    before = torch.get_num_threads()
+    with thread_budget(loaded.model):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    monkeypatch.setenv("INGRAIN_EVAL_THREADS", "3")
+    assert eval_threads(loaded.model) == 3
