@@ -132,6 +132,9 @@ def judge_outputs(
         raise ToolError("The hold-out set is empty: keep some examples out of training to evaluate on.")
     references = [ex["messages"][-1]["content"] for ex in holdout_examples]
     n = len(references)
+    if len(base_outputs) != n or len(tuned_outputs) != n:
+        raise ToolError(f"{n} hold-out examples but {len(base_outputs)} base and {len(tuned_outputs)} tuned "
+                        "outputs: generate one reply per hold-out example with each model.")
     profile = style_profile(train_targets)
     base_scores = holdout_scores(references, base_outputs, profile)
     tuned_scores = holdout_scores(references, tuned_outputs, profile)

@@ -78,6 +78,8 @@ def test_unknown_objective_and_empty_holdout_are_explained():
         judge_outputs(chat_examples(["a"]), ["a"], ["a"], ["a"], "vibes")
     with pytest.raises(ToolError, match="hold-out set is empty"):
         judge_outputs([], [], [], ["a"], "task")
+    with pytest.raises(ToolError, match="one reply per hold-out example"):
+        judge_outputs(chat_examples(["a", "b"]), ["a"], ["a", "b"], ["a"], "task")
     with pytest.raises(ToolError, match="margin"):
         Criteria(margin=2)
 
