@@ -157,7 +157,6 @@ def _run(config, model, tokenizer, backend, train_path, val_path, output_dir, *,
          started) -> TrainResult:
     import torch
     from transformers import EarlyStoppingCallback, PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer
 
     from tools.train_data import build_dataset
@@ -168,9 +167,7 @@ def _run(config, model, tokenizer, backend, train_path, val_path, output_dir, *,
         torch.set_num_threads(threads)
     bf16 = config.use_bf16()
     checkpoints = output_dir / CHECKPOINTS
-    last = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None
-    if resume and last is None and checkpoints.is_dir() and any(checkpoints.iterdir()):
-        raise ToolError(f"No complete checkpoint in {checkpoints} to resume from; start again without resume.")
+    last = last_complete_checkpoint(checkpoints) if resume else None
     if not resume and checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*")):
         raise ToolError(f"{checkpoints} already holds checkpoints from an earlier run: pass resume=True "
                         "(`ingrain resume RUN`) to continue it, or choose a fresh output folder.")
@@ -210,6 +207,27 @@ def _run(config, model, tokenizer, backend, train_path, val_path, output_dir, *,
     )
     atomic_write_text(output_dir / RESULT_FILE, json.dumps(result.to_dict(), indent=2))
     return result
+
+
+def last_complete_checkpoint(checkpoints: Path) -> str | None:
+    """The newest checkpoint whose trainer_state.json (written last) is readable; half-written ones are removed.
+
+    A kill -9 during a save leaves a checkpoint folder without its state; resuming from it would fail.
+    """
+    import shutil
+
+    if not checkpoints.is_dir():
+        return None
+    found = sorted((p for p in checkpoints.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for folder in found:
+        try:
+            json.loads((folder / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            shutil.rmtree(folder, ignore_errors=True)
+            continue
+        return str(folder)
+    return None
 
 
 def estimate(train_tokens: int, epochs: float, tokens_per_s: float, val_tokens: int = 0,
