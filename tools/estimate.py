@@ -82,7 +82,8 @@ def allocate_budget(*, examples: int, tokens: int, budget_minutes: float, trials
     tokens_per_epoch = max(tokens, 1)
     # Sweeps take about a third of the training time; the winner trains at most 3 epochs.
     sweep_steps = max(int(steps_total * 0.3 / max(trials, 1)), 0)
-    train_steps = min(steps_total - sweep_steps * trials, max(1, 3 * tokens_per_epoch // batch_tokens))
+    # Three epochs, but never fewer than 40 steps when the budget allows: tiny data sets need repetition.
+    train_steps = min(steps_total - sweep_steps * trials, max(40, 3 * tokens_per_epoch // batch_tokens))
     minutes = {
         "prepare": fixed_min,
         "sweep": round(sweep_steps * trials * batch_tokens / tps / 60, 1),

@@ -25,7 +25,7 @@ def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     # An unstated improvement (0.0) keeps the default margin: "not worse" is not a reason to deploy.
     criteria = Criteria(margin=success.get("min_improvement") or Criteria.margin,
                         regression_threshold=success.get("max_regression") or Criteria.regression_threshold)
-    result = trace.tool("run_evaluation", run_evaluation, base.path, state.training["adapter_dir"], holdout,
+    result = trace.tool("run_evaluation", run_evaluation, base.path, state.training["weights_path"], holdout,
                         train_targets, state.spec["objective"], criteria,
                         runtime.context.workspace.root / "eval-cache").to_dict()
     primary = result["metrics"][result["primary_metric"]]

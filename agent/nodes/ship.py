@@ -37,7 +37,7 @@ def deploy(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         trace.decision("promote" if promote else "keep as candidate", reason)
         deployment = trace.tool(
             "deploy_version", deploy_version, store, ctx.workspace, run_id=ctx.run_id, base=base.name,
-            base_dir=base.path, trained_dir=Path(state.training["adapter_dir"]),
+            base_dir=base.path, trained_dir=Path(state.training["weights_path"]),
             metrics=state.evaluation["summary"], verdict=state.evaluation["verdict"]["status"],
             config=state.training["config"], dataset_id=state.dataset["dataset_id"], promote=promote,
             promote_reason=reason)
@@ -79,7 +79,7 @@ def lessons_from(state: State) -> list[tuple[str, str, dict[str, Any]]]:
     if state.training and state.training.get("tokens_per_s"):
         lessons.append(("timing", f"training ran at {state.training['tokens_per_s']:.0f} tokens/s "
                         f"({state.training.get('precision')}, {state.training.get('backend')})",
-                        {"train_tokens_per_s": state.training["tokens_per_s"]}))
+                        {"train_tokens_per_s": state.training["tokens_per_s"], "base": state.spec["base_model"]}))
     if state.evaluation and state.evaluation["verdict"]["status"] != "pass":
         lessons.append(("failure", "evaluation failed: " + "; ".join(state.evaluation["verdict"].get("reasons", [])),
                         {}))

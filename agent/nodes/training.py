@@ -5,22 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from evals.quick import objective_score
 from langgraph.runtime import Runtime
 
 from agent.context import Context
 from agent.state import State
 from agent.trace import Tracer, traced
+from evals.quick import objective_score
 from tools import sweep as sweeps
 from tools import train as trainer
 from tools.datasets import read_jsonl
 from tools.models import resolve_base
+from tools.train_config import TrainConfig
 
 
-def _config(state: State, overrides: dict[str, Any], max_steps: int) -> Any:
+def _config(state: State, overrides: dict[str, Any], max_steps: int) -> TrainConfig:
     """The preset for this hardware, the trial's overrides, and the step budget from the plan."""
-    preset = trainer.default_config(state.plan["hardware"]["device"])
-    return trainer.TrainConfig(**{**preset.to_dict(), **overrides, "max_steps": max_steps})
+    # Evaluate and checkpoint about four times per run, however short the budget.
+    every = max(1, max_steps // 4)
+    return TrainConfig.from_yaml(state.plan["preset"], **{**overrides, "max_steps": max_steps,
+                                                          "eval_steps": every, "save_steps": every})
 
 
 @traced
@@ -38,16 +41,17 @@ def sweep(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         losses: list[float] = []
 
         def watch(log: dict[str, Any]) -> None:
-            if "loss" in log:
+            if log.get("loss") is not None:
                 losses.append(float(log["loss"]))
                 sweeps.check_divergence(losses)
 
         return trace.tool(f"train trial {trial.name}", trainer.train, _config(state, trial.overrides, steps),
                           base.path, data["train_path"], data["val_path"], out,
-                          resume=(out / "checkpoints").exists(), on_log=watch)
+                          resume=(out / trainer.CHECKPOINTS).exists(), on_log=watch)
 
     def score(trial: sweeps.Trial) -> float | None:
-        return objective_score(base.path, Path(trial.output_dir), val_sample, state.spec["objective"], train_targets)
+        weights = Path(trial.output_dir) / ("model" if trial.overrides.get("method") == "full" else "adapter")
+        return objective_score(base.path, weights, val_sample, state.spec["objective"], train_targets)
 
     result = sweeps.run_sweep(state.plan["grid"], run_trial, score)
     trace.decision(f"winner {result.winner}", result.reason, ranking=result.ranking)
@@ -64,9 +68,9 @@ def train(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     out = runtime.context.run_dir / "train"
     config = _config(state, chosen["overrides"], state.plan["estimate"]["train_steps"])
     # A killed run continues from the trainer's last checkpoint instead of starting over.
-    resume = (out / "checkpoints").exists()
+    resume = (out / trainer.CHECKPOINTS).exists()
     if resume:
-        trace.decision("resume training", f"checkpoints exist in {out / 'checkpoints'}")
+        trace.decision("resume training", f"checkpoints exist in {out / trainer.CHECKPOINTS}")
     result = trace.tool("train", trainer.train, config, base.path, state.dataset["train_path"],
                         state.dataset["val_path"], out, resume=resume)
     trace.metric("train_tokens_per_s", result.tokens_per_s)

@@ -15,6 +15,7 @@ from agent.trace import Tracer, traced
 from tools import estimate, sweep
 from tools.errors import ToolError
 from tools.models import resolve_base
+from tools.train_config import TrainConfig
 
 
 def _parse(text: str, state: State, runtime: Runtime[Context], trace: Tracer) -> tuple[dict[str, Any], list[str]]:
@@ -56,15 +57,20 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         store.close()
     hardware = trace.tool("detect_hardware", estimate.detect_hardware)
     stats = trace.tool("source_stats", estimate.source_stats, spec["sources"])
-    examples = stats.examples or int(stats.words / 60)
-    tokens = int(stats.words * estimate.TOKENS_PER_WORD) if not stats.examples else stats.examples * 150
-    grid = sweep.default_grid(examples, lessons=lessons, feedback=" ".join(state.feedback))
+    # Documents become a few questions per ~300-word passage; each example is ~150 tokens.
+    examples = stats.examples + 3 * max(stats.documents, stats.words // 300)
+    tokens = examples * 150
+    # Hyperparameters named in the goal or in a rejection ("lr 1e-3", "2 trials") shape the grid.
+    grid = sweep.default_grid(examples, lessons=lessons, feedback=" ".join([state.goal, *state.feedback]))
     measured = [lesson["data"]["train_tokens_per_s"] for lesson in lessons
                 if lesson["topic"] == "timing" and isinstance(lesson.get("data"), dict)
-                and lesson["data"].get("train_tokens_per_s")]
+                and lesson["data"].get("base") == spec["base_model"] and lesson["data"].get("train_tokens_per_s")]
     budget = spec.get("budget_minutes") or (30 if hardware.device == "cpu" else 120)
+    preset = "lora-cpu" if hardware.device == "cpu" else "lora-cuda"
+    config = TrainConfig.from_yaml(preset)
     est = estimate.allocate_budget(examples=examples, tokens=tokens, budget_minutes=budget, trials=len(grid),
-                                   hardware=hardware, train_tokens_per_s=measured[0] if measured else None)
+                                   hardware=hardware, train_tokens_per_s=measured[0] if measured else None,
+                                   batch_tokens=config.batch_size * config.grad_accum * config.max_length)
     if est.train_steps < 1 or est.sweep_steps_per_trial < 1:
         raise AgentError(f"A budget of {budget} minutes leaves no time to train on this machine "
                          f"(evaluation alone needs ~{est.minutes['evaluate']} min). Give --budget-minutes "
@@ -75,6 +81,6 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
              "train the winner", "evaluate against the base", "deploy", "reflect"]
     return {"spec": spec, "problems": [], "plan": {
         "objective": spec["objective"], "base_model": spec["base_model"], "sources": spec["sources"],
-        "budget_minutes": budget, "steps": steps, "grid": grid, "hardware": hardware.to_dict(),
+        "budget_minutes": budget, "steps": steps, "preset": preset, "grid": grid, "hardware": hardware.to_dict(),
         "estimate": est.to_dict(), "lessons_used": [lesson["text"] for lesson in lessons[:5]],
     }}
