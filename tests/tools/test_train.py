@@ -208,7 +208,8 @@ def test_resume_after_kill_9_continues_from_the_last_checkpoint(tiny_model_dir, 
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-5000:]
     result = json.loads(resumed.stdout.strip().splitlines()[-1])
-    assert result["resumed_from_step"] >= 15 and result["steps"] == 60
+    # checkpoint-15 may be half-written at the kill; then training resumes from checkpoint-10.
+    assert result["resumed_from_step"] >= 10 and result["steps"] == 60
     # The resumed process logged only steps after the checkpoint: it did not start again from 0.
     logged = [p["step"] for p in result["loss_curve"] if "loss" in p]
     assert min(logged) > result["resumed_from_step"] and max(logged) == 60
