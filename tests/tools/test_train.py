@@ -213,3 +213,38 @@ def test_resume_after_kill_9_continues_from_the_last_checkpoint(tiny_model_dir, 
     # The resumed process logged only steps after the checkpoint: it did not start again from 0.
     logged = [p["step"] for p in result["loss_curve"] if "loss" in p]
     assert min(logged) > result["resumed_from_step"] and max(logged) == 60
+
+
+@pytest.mark.real_model
+def test_lora_on_smollm2_learns_a_bullet_style(smollm2_dir, tmp_path):
+    import torch
+    from peft import PeftModel
+
+    from tools.models import load_model, load_tokenizer
+
+    topics = ["caching", "retries", "logging", "testing", "backups", "indexes", "queues", "timeouts",
+              "tracing", "releases", "alerts", "secrets"]
+    rows = [chat(f"Give me advice on {t}.", f"- {t}: start small.\n- {t}: measure it.\nCheers, Ingrain")
+            for t in topics]
+    train_path = write_split(tmp_path / "data", "train", rows[:10] * 2)
+    val_path = write_split(tmp_path / "data", "val", rows[10:])
+    config = TrainConfig(max_steps=24, batch_size=1, grad_accum=1, max_length=256, lr=2e-3, eval_steps=8,
+                         save_steps=8, early_stopping_patience=0, warmup_ratio=0.0, dropout=0.0)
+    result = train(config, smollm2_dir, train_path, val_path, tmp_path / "out", progress=False)
+    val = [p["val_loss"] for p in result.loss_curve if "val_loss" in p]
+    assert len(val) >= 3 and result.final_val_loss < val[0]
+
+    tokenizer = load_tokenizer(smollm2_dir)
+    prompt = tokenizer.apply_chat_template([{"role": "system", "content": "you are a helpful model"},
+                                            {"role": "user", "content": "Give me advice on deployments."}],
+                                           add_generation_prompt=True, return_tensors="pt", return_dict=True)
+
+    def reply(model) -> str:
+        with torch.no_grad():
+            out = model.eval().generate(**prompt, max_new_tokens=24, do_sample=False)
+        return tokenizer.decode(out[0, prompt["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    base_text = reply(load_model(smollm2_dir))
+    tuned_text = reply(PeftModel.from_pretrained(load_model(smollm2_dir), result.weights_path))
+    assert not (base_text.startswith("- deployments:") and "measure" in base_text)
+    assert tuned_text.startswith("- ") and "measure" in tuned_text, tuned_text
