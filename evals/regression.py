@@ -135,7 +135,8 @@ def run_regression(model: Any, *, suite: list[SuiteItem] | None = None, max_new_
                                batch_size=batch_size, cache_dir=cache_dir)
     examples = [{"messages": [*item.messages, {"role": "assistant", "content": item.reference}]}
                 for item in suite]
-    losses = target_losses(loaded, examples, batch_size=batch_size)
+    # Loss batches hold full-vocabulary logits, so they stay small whatever the generation batch.
+    losses = target_losses(loaded, examples, batch_size=min(batch_size, 8))
     return score_outputs(suite, outputs, [loss.nll for loss in losses], [loss.tokens for loss in losses])
 
 

@@ -27,6 +27,8 @@ from evals.style import StyleProfile, style_profile
 from tools.errors import ToolError
 
 OBJECTIVES = ("style", "knowledge", "task")
+LOSS_BATCH = 8
+"""Loss batches hold full-vocabulary logits (49k × length × 4 bytes per row), so they stay small."""
 PRIMARY_METRIC = {"style": "style_conformance", "knowledge": "token_f1", "task": "rouge_l"}
 
 
@@ -45,7 +47,8 @@ class Criteria:
     max_new_tokens: int = field(default=128, metadata={"help": "Token cap per generated hold-out reply."})
     suite_max_new_tokens: int = field(default=64, metadata={
         "help": "Token cap on the regression suite (its answers are short; 64 keeps it cheap)."})
-    batch_size: int = field(default=8, metadata={"help": "Prompts per generation batch."})
+    batch_size: int = field(default=32, metadata={
+        "help": "Prompts per generation batch; SmolLM2 decoded 19 tok/s at 8, 36 tok/s at 32 (2 cores)."})
     samples: int = field(default=8, metadata={"help": "Rows in the before/after sample table."})
     regression: bool = field(default=True, metadata={"help": "Run the general regression suite."})
     judge: bool = field(default=False, metadata={
@@ -219,7 +222,7 @@ def run_evaluation(
                                    batch_size=criteria.batch_size, cache_dir=cache_dir, seed=criteria.seed)
         timings[f"{role}_generate_s"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        losses = target_losses(loaded, holdout_examples, batch_size=criteria.batch_size)
+        losses = target_losses(loaded, holdout_examples, batch_size=LOSS_BATCH)
         suite = run_regression(loaded, cache_dir=cache_dir, batch_size=criteria.batch_size,
                                max_new_tokens=criteria.suite_max_new_tokens) if criteria.regression else None
         timings[f"{role}_loss_and_suite_s"] = time.perf_counter() - clock
