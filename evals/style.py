@@ -29,7 +29,7 @@ class StyleConfig:
         "help": "Share of training targets a property must hold for to become a check."})
     min_targets: int = field(default=3, metadata={"help": "Fewer targets than this yield no checks."})
     length_spread: float = field(default=4.0, metadata={
-        "help": "A length check is learned only when the p95/p5 word-count ratio is below this."})
+        "help": "A length check is learned only when the longest/shortest word count in range is below this."})
     length_slack: float = field(default=0.3, metadata={
         "help": "Relative slack around the learned word-count range (generations vary more than targets)."})
 
@@ -144,10 +144,12 @@ def _share(texts: Sequence[str], predicate: Callable[[str], bool]) -> float:
     return sum(bool(predicate(t)) for t in texts) / len(texts)
 
 
-def _quantile_range(values: Sequence[int], lo: float = 0.05, hi: float = 0.95) -> tuple[int, int]:
+def _tight_range(values: Sequence[int], share: float) -> tuple[int, int]:
+    """The narrowest [lo, hi] holding at least `share` of the values (outliers fall outside it)."""
     ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]  # noqa: E731
-    return pick(lo), pick(hi)
+    k = max(1, math.ceil(share * len(ordered)))
+    start = min(range(len(ordered) - k + 1), key=lambda i: ordered[i + k - 1] - ordered[i])
+    return ordered[start], ordered[start + k - 1]
 
 
 def parse_json(text: str) -> Any:
@@ -240,7 +242,7 @@ def _layout_checks(texts: Sequence[str], config: StyleConfig, learned: dict[str,
         markers = Counter(_bullet_marker(line) for t in with_bullets for line in bullet_lines(t))
         marker, count = markers.most_common(1)[0]
         consistent = count / sum(markers.values()) >= config.min_support
-        lo, hi = _quantile_range([len(bullet_lines(t)) for t in texts])
+        lo, hi = _tight_range([len(bullet_lines(t)) for t in texts], config.min_support)
         learned["bullets"] = {"marker": marker if consistent else "any", "count_range": [lo, hi]}
 
         def bullets_ok(text: str, marker: str | None = marker if consistent else None) -> bool:
@@ -257,14 +259,14 @@ def _layout_checks(texts: Sequence[str], config: StyleConfig, learned: dict[str,
         checks.append(Check("markdown_header", "has a markdown header (# ...)",
                             lambda t: any(HEADER.match(line) for line in t.splitlines())))
     counts = [len(paragraphs(t)) for t in texts]
-    lo, hi = _quantile_range(counts)
+    lo, hi = _tight_range(counts, config.min_support)
     if lo >= 2 and hi - lo <= 1:
         learned["paragraphs"] = [lo, hi]
         checks.append(Check("paragraphs", f"has {_span(lo, hi)} paragraphs",
                             lambda t, lo=lo, hi=hi: lo <= len(paragraphs(t)) <= hi))
     checks += _edge_checks(texts, config, learned)
     words = [len(t.split()) for t in texts]
-    lo, hi = _quantile_range(words)
+    lo, hi = _tight_range(words, config.min_support)
     if hi / max(lo, 1) <= config.length_spread:
         lo, hi = max(1, math.floor(lo * (1 - config.length_slack))), math.ceil(hi * (1 + config.length_slack))
         learned["length_words"] = [lo, hi]

@@ -99,3 +99,12 @@ def test_profile_serialises_and_describes_itself():
 def test_config_validation_explains_the_fix():
     with pytest.raises(ToolError, match="min_support"):
         StyleConfig(min_support=0.2)
+
+
+def test_an_outlier_does_not_stretch_a_learned_count_range():
+    targets = [f"Key points:\n- a{i}\n- b{i}\n- c{i}" for i in range(10)]
+    targets.append("Key points:\n" + "\n".join(f"- item {i}" for i in range(9)))
+    profile = style_profile(targets)
+    assert profile.properties["bullets"]["count_range"] == [3, 3]
+    count = next(c for c in profile.checks if c.name == "bullet_count")
+    assert count.support == pytest.approx(10 / 11)
