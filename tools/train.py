@@ -79,7 +79,7 @@ def train(config: TrainConfig, base_model_dir: Path | str, train_path: Path | st
     started = time.perf_counter()
     output_dir = Path(output_dir)
     backend = select_backend()
-    if config.method == "qlora" and backend != "unsloth" and not cuda_available():
+    if config.method == "qlora" and not cuda_available():
         raise ToolError("qlora needs a CUDA GPU (bitsandbytes); use method=lora here.")
     if backend == "unsloth":
         from tools.train_unsloth import load_unsloth
@@ -98,7 +98,16 @@ def _load_trl(config: TrainConfig, base_model_dir: Path | str):
 
     torch.manual_seed(config.seed)
     tokenizer = load_tokenizer(base_model_dir)
-    model = load_model(base_model_dir, dtype=torch.float32)
+    if config.method == "qlora":
+        # Reached only with CUDA (TrainConfig refuses qlora elsewhere) and without unsloth installed.
+        from peft import prepare_model_for_kbit_training
+        from transformers import BitsAndBytesConfig
+
+        quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                          bnb_4bit_compute_dtype=torch.bfloat16 if config.use_bf16() else torch.float16)
+        model = prepare_model_for_kbit_training(load_model(base_model_dir, quantization_config=quantization))
+    else:
+        model = load_model(base_model_dir, dtype=torch.float32)
     if config.method == "full":
         return model, tokenizer
     from peft import LoraConfig, get_peft_model
