@@ -291,6 +291,9 @@ def _edge_checks(texts: Sequence[str], config: StyleConfig, learned: dict[str, A
                             lambda t, o=opening: t.strip().split()[: len(o)] == o))
     last_lines = Counter(_last_line(t) for t in texts)
     line, count = last_lines.most_common(1)[0]
+    # Text ending in a list ends with list content, not a sign-off; the bullet checks cover lists.
+    if _share(texts, lambda t: bool(BULLET.match(_last_line(t)))) >= config.min_support:
+        return checks
     if count / len(texts) >= config.min_support and len(texts) > 1:
         learned["closing"] = line
         checks.append(Check("closing", f"ends with the line '{line}'",

@@ -108,3 +108,9 @@ def test_an_outlier_does_not_stretch_a_learned_count_range():
     assert profile.properties["bullets"]["count_range"] == [3, 3]
     count = next(c for c in profile.checks if c.name == "bullet_count")
     assert count.support == pytest.approx(10 / 11)
+
+
+def test_a_shared_last_bullet_is_not_taken_for_a_sign_off():
+    profile = style_profile(["Summary: short.\n\nKey points:\n- one\n- two\n- three"] * 5)
+    assert "closing" not in {c.name for c in profile.checks}
+    assert {"label:Summary", "bullets", "bullet_count"} <= {c.name for c in profile.checks}
