@@ -84,13 +84,19 @@ def default_grid(n_examples: int, *, k: int = 3, lessons: list[dict[str, Any]] |
             for i, g in enumerate(grid[:k])]
 
 
+def _last(pattern: str, text: str) -> re.Match[str] | None:
+    """The last mention wins: a rejection's reason comes after the goal and overrides it."""
+    matches = list(re.finditer(pattern, text, re.I))
+    return matches[-1] if matches else None
+
+
 def _overrides_from_text(text: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    if m := re.search(r"\b(?:lr|learning rate)\s*(?:=|of)?\s*([0-9.]+e-?[0-9]+|0\.[0-9]+)", text, re.I):
+    if m := _last(r"\b(?:lr|learning rate)\s*(?:=|of)?\s*([0-9.]+e-?[0-9]+|0\.[0-9]+)", text):
         found["lr"] = float(m.group(1))
-    if m := re.search(r"\brank\s*(?:=|of)?\s*(\d+)|\br\s*=\s*(\d+)", text, re.I):
+    if m := _last(r"\brank\s*(?:=|of)?\s*(\d+)|\br\s*=\s*(\d+)", text):
         found["r"] = int(m.group(1) or m.group(2))
-    if m := re.search(r"\b(\d)\s+(?:trials|configs|configurations)\b", text, re.I):
+    if m := _last(r"\b(\d)\s+(?:trials|configs|configurations)\b", text):
         found["trials"] = max(1, min(int(m.group(1)), len(TRIAL_NAMES)))
     if re.search(r"\bfull fine-?tun", text, re.I):
         found["method"] = "full"

@@ -13,6 +13,7 @@ from pathlib import Path
 from memory import Store
 
 INGRAIN = [sys.executable, "-m", "agent.cli"]
+GOAL = "Write notes in the house style, lr 1e-2, 2 trials"
 
 
 def ingrain(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -30,8 +31,8 @@ def node_counts(run_id: int) -> dict[str, int]:
 
 
 def test_interactive_without_a_terminal_exits_3_then_approve_in_other_processes(style_data, tiny_model_dir) -> None:
-    first = ingrain("run", "Write notes in the house style", "--data", str(style_data), "--base", str(tiny_model_dir),
-                    "--policy", "interactive", "--budget-minutes", "8", "--json")
+    first = ingrain("run", GOAL, "--data", str(style_data), "--base", str(tiny_model_dir),
+                    "--policy", "interactive", "--budget-minutes", "6", "--json")
     assert first.returncode == 3, first.stderr
     paused = json.loads(first.stdout)  # --json: one document on stdout, progress went to stderr
     assert paused["gate"] == "plan" and paused["status"] == "paused"
@@ -54,8 +55,8 @@ def test_interactive_without_a_terminal_exits_3_then_approve_in_other_processes(
 
 def test_kill_9_during_training_then_resume_finishes_without_redoing_nodes(style_data, tiny_model_dir,
                                                                           workspace) -> None:
-    proc = subprocess.Popen([*INGRAIN, "run", "Write notes in the house style", "--data", str(style_data),
-                             "--base", str(tiny_model_dir), "--policy", "auto", "--budget-minutes", "30"],
+    proc = subprocess.Popen([*INGRAIN, "run", GOAL, "--data", str(style_data),
+                             "--base", str(tiny_model_dir), "--policy", "auto", "--budget-minutes", "10"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     run_dir = workspace.root / "runs" / "1"
     deadline = time.time() + 300

@@ -12,7 +12,7 @@ from agent import runner
 from agent.errors import AgentError
 from memory import Store
 
-GOAL = "Write notes in the house style, lr 1e-2"
+GOAL = "Write notes in the house style, lr 1e-2, 2 trials"
 
 
 def node_counts(run_id: int) -> dict[str, int]:
@@ -29,7 +29,7 @@ def node_counts(run_id: int) -> dict[str, int]:
 
 def start(style_data: Path, tiny_model_dir: Path, policy: str, goal: str = GOAL, **kw) -> runner.Outcome:
     return runner.start(goal, data_paths=[str(style_data)], base=str(tiny_model_dir), policy=policy,
-                        budget_minutes=kw.pop("budget_minutes", 8), **kw)
+                        budget_minutes=kw.pop("budget_minutes", 6), **kw)
 
 
 def test_auto_policy_runs_to_a_deployed_version_with_a_report(style_data, tiny_model_dir) -> None:
@@ -87,11 +87,11 @@ def test_interactive_pauses_at_each_gate_and_approve_continues(style_data, tiny_
 
 def test_reject_plan_with_a_reason_replans(style_data, tiny_model_dir) -> None:
     outcome = start(style_data, tiny_model_dir, "interactive")
-    assert len(outcome.payload["plan"]["grid"]) == 3
-    outcome = runner.reject(outcome.run_id, reason="use 2 trials and lr 3e-3")
+    assert len(outcome.payload["plan"]["grid"]) == 2
+    outcome = runner.reject(outcome.run_id, reason="use 3 trials and lr 3e-3")
     assert (outcome.exit_code, outcome.gate) == (3, "plan")
     grid = outcome.payload["plan"]["grid"]
-    assert len(grid) == 2 and grid[0]["lr"] == 3e-3
+    assert len(grid) == 3 and grid[0]["lr"] == 3e-3
     outcome = runner.reject(outcome.run_id, reason="not today", stop=True)
     assert outcome.exit_code == 0 and "plan rejected" in outcome.message
     assert "train" not in node_counts(outcome.run_id)
