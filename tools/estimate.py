@@ -10,7 +10,9 @@ from typing import Any
 # Measured on 2 AVX-512/BF16 cores with SmolLM2-135M (bench/train_throughput.py); lessons from earlier
 # runs on this machine replace these defaults as soon as there are any.
 DEFAULT_TRAIN_TOKENS_PER_S = {"cpu": 900.0, "cuda": 20000.0}
-DEFAULT_GENERATE_TOKENS_PER_S = {"cpu": 60.0, "cuda": 2000.0}
+# Batched greedy decoding (batch 32, fp32) on SmolLM2; see bench/evals_generate.py.
+DEFAULT_GENERATE_TOKENS_PER_S = {"cpu": 35.0, "cuda": 2000.0}
+REGRESSION_SUITE_PROMPTS = 18
 GPU_DOLLARS_PER_HOUR = 1.2
 TOKENS_PER_WORD = 1.35
 
@@ -69,13 +71,13 @@ class Estimate:
 
 
 def allocate_budget(*, examples: int, tokens: int, budget_minutes: float, trials: int, hardware: Hardware,
-                    train_tokens_per_s: float | None = None, eval_examples: int = 24,
-                    eval_new_tokens: int = 96, batch_tokens: int = 1024) -> Estimate:
+                    train_tokens_per_s: float | None = None, eval_examples: int = 32,
+                    eval_new_tokens: int = 100, batch_tokens: int = 1024) -> Estimate:
     """Split a wall-time budget into sweep and training steps, leaving room for evaluation."""
     tps = train_tokens_per_s or DEFAULT_TRAIN_TOKENS_PER_S[hardware.device]
     gen_tps = DEFAULT_GENERATE_TOKENS_PER_S[hardware.device]
-    # Base and tuned each generate for the hold-out and the regression suite (~12 prompts).
-    eval_min = 2 * (eval_examples + 12) * eval_new_tokens / gen_tps / 60 + 0.5
+    # Base and tuned each generate for the hold-out and the regression suite.
+    eval_min = 2 * (eval_examples + REGRESSION_SUITE_PROMPTS) * eval_new_tokens / gen_tps / 60 + 0.5
     fixed_min = 1.0  # model load/convert, data build, merge and registry
     train_min = max(budget_minutes - eval_min - fixed_min, 0.0)
     steps_total = int(train_min * 60 * tps / batch_tokens)
