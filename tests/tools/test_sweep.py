@@ -70,3 +70,42 @@ def test_run_sweep_marks_diverged_trials_and_suggests_a_lower_rate_when_all_fail
     assert statuses == {"A": "ok", "B": "diverged"} and result.winner == "A"
     failed = run_sweep([{"name": "A", "lr": 5e-3}], run_trial)
     assert failed.winner is None and "lower learning rate" in failed.reason
+
+
+def test_real_sweep_on_the_tiny_model_ranks_by_val_loss_and_stops_a_diverging_trial(tiny_model_dir, tmp_path):
+    import json
+
+    from tools.sweep import trial_dir
+    from tools.train import train
+    from tools.train_config import TrainConfig
+
+    rows = [{"messages": [{"role": "user", "content": f"summary of paper {i}?"},
+                          {"role": "assistant", "content": "- the method is good\n- the result is a list"}]}
+            for i in range(24)]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (data / "val.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
+
+    def run_trial(trial: Trial):
+        losses: list[float] = []
+
+        def watch(log):
+            if log.get("loss") is not None:
+                losses.append(float(log["loss"]))
+                check_divergence(losses)
+
+        config = TrainConfig(max_steps=12, batch_size=4, max_length=128, eval_steps=6, save_steps=6,
+                             early_stopping_patience=0, warmup_ratio=0.0, dropout=0.0, **trial.overrides)
+        return train(config, tiny_model_dir, data / "train.jsonl", data / "val.jsonl", trial_dir(tmp_path, trial),
+                     progress=False, on_log=watch)
+
+    # A: too gentle to move; B: learns the format; C: full fine-tuning at a rate that blows the loss up
+    # (LoRA alone cannot: the final norm bounds the logits while adapters run wild).
+    result = run_sweep([{"name": "A", "lr": 1e-5}, {"name": "B", "lr": 5e-3},
+                        {"name": "C", "lr": 100.0, "method": "full"}], run_trial)
+    by_name = {t.name: t for t in result.trials}
+    assert by_name["C"].status == "diverged" and by_name["C"].val_loss is None
+    assert by_name["A"].status == by_name["B"].status == "ok"
+    assert by_name["B"].val_loss < by_name["A"].val_loss
+    assert result.winner == "B" and result.ranking == ["B", "A"]
