@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
+import warnings
 from typing import Annotated, Any
 
 import typer
@@ -258,6 +260,11 @@ _mount()
 
 
 def main() -> None:
+    # Our own progress lines replace the libraries' bars (weights loading, dataset packing).
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecations are not the user's to fix
     try:
         app()
     except (AgentError, ToolError, StoreError) as exc:

