@@ -9,7 +9,9 @@ from typing import Any
 
 # Measured on 2 AVX-512/BF16 cores with SmolLM2-135M (bench/train_throughput.py); lessons from earlier
 # runs on this machine replace these defaults as soon as there are any.
-DEFAULT_TRAIN_TOKENS_PER_S = {"cpu": 900.0, "cuda": 20000.0}
+# fp32 LoRA forward+backward on SmolLM2-135M, 2 idle AVX2 cores (no BF16 there: emulated BF16 ran 25x slower).
+DEFAULT_TRAIN_TOKENS_PER_S = {"cpu": 100.0, "cuda": 20000.0}
+TOKENS_PER_EXAMPLE = 90
 # Batched greedy decoding (batch 32, fp32) on SmolLM2; see bench/evals_generate.py.
 DEFAULT_GENERATE_TOKENS_PER_S = {"cpu": 35.0, "cuda": 2000.0}
 REGRESSION_SUITE_PROMPTS = 18
@@ -64,6 +66,8 @@ class Estimate:
     tokens_per_step: int
     minutes: dict[str, float] = field(default_factory=dict)
     """Per step (gather, sweep, train, evaluate, deploy) and total."""
+    max_examples: int | None = None
+    """Cap on examples the budget can train for about three epochs (None: no cap needed)."""
     gpu_cost_usd: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +90,9 @@ def allocate_budget(*, examples: int, tokens: int, budget_minutes: float, trials
     sweep_steps = max(int(steps_total * 0.3 / max(trials, 1)), 0)
     # Three epochs, but never fewer than 40 steps when the budget allows: tiny data sets need repetition.
     train_steps = min(steps_total - sweep_steps * trials, max(40, 3 * tokens_per_epoch // batch_tokens))
+    # When the budget cannot see the data about three times, train on a sample it can.
+    affordable = int(max(train_steps, 0) * batch_tokens / 3 / TOKENS_PER_EXAMPLE)
+    max_examples = affordable if affordable < examples else None
     minutes = {
         "prepare": fixed_min,
         "sweep": round(sweep_steps * trials * batch_tokens / tps / 60, 1),
@@ -94,7 +101,8 @@ def allocate_budget(*, examples: int, tokens: int, budget_minutes: float, trials
     }
     minutes["total"] = round(sum(minutes.values()), 1)
     cost = round(minutes["total"] / 60 * GPU_DOLLARS_PER_HOUR, 2) if hardware.device == "cuda" else None
-    return Estimate(examples, tokens, trials, sweep_steps, max(train_steps, 0), batch_tokens, minutes, cost)
+    return Estimate(min(examples, max_examples or examples), tokens, trials, sweep_steps, max(train_steps, 0),
+                    batch_tokens, minutes, cost, max_examples)
 
 
 def source_stats(sources: list[dict[str, Any]]) -> SourceStats:

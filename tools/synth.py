@@ -32,7 +32,7 @@ class SynthConfig:
 
     objective: str = "knowledge"
     """knowledge: question → the passage's lead; style: a title → the page written in the house style."""
-    max_answer_words: int = 80
+    max_answer_words: int = 40
     """Answers are cut at a sentence boundary below this length (keeps training and evaluation fast)."""
     questions_per_document: int = 3
     """How many phrasings each passage gets; held-out phrasings test recall of the same facts."""

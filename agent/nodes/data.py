@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,22 @@ def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         if source["kind"] == "dataset":
             examples += trace.tool("load_examples", datasets.load_examples, source["location"],
                                    skip_invalid=state.skip_invalid)
+    cap = state.plan["estimate"].get("max_examples")
     if state.documents:
         documents = ingest.read_documents(state.documents["path"])
         config = synth.SynthConfig(objective=state.spec["objective"])
+        if cap and len(documents) * config.questions_per_document > cap:
+            documents = random.Random(config.seed).sample(documents, max(4, cap // config.questions_per_document))
+            trace.decision(f"use {len(documents)} documents", f"the budget trains about {cap} examples for "
+                           "three epochs; a seeded sample keeps the run inside it")
         trace.decision("offline generator", "no teacher LLM is used to write examples; documents become "
                        f"{config.objective} examples by rule", questions_per_document=config.questions_per_document)
         examples += trace.tool("synthesize_examples", synth.synthesize_examples, documents, config)
-    split = trace.tool("split_dataset", datasets.split_dataset, examples, runtime.context.run_dir / "data")
+    # Synthesized knowledge questions share their answer passage; keeping paraphrases on one side would leave
+    # the hold-out asking only about passages never trained on, when the goal is recall of the sources.
+    recall = bool(state.documents) and state.spec["objective"] == "knowledge"
+    split = trace.tool("split_dataset", datasets.split_dataset, examples, runtime.context.run_dir / "data",
+                       group_near_duplicates_together=not recall)
     report = trace.tool("validate_dataset", datasets.validate_dataset, split.train_path)
     store = runtime.context.store()
     try:

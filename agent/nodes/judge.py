@@ -31,8 +31,11 @@ def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     train_targets = [ex["messages"][-1]["content"] for ex in read_jsonl(state.dataset["train_path"])]
     success = state.spec.get("success") or {}
     # An unstated improvement (0.0) keeps the default margin: "not worse" is not a reason to deploy.
+    # Replies may run a little past the longest reference; decoding further only costs time.
+    longest = max(len(ex["messages"][-1]["content"].split()) for ex in holdout)
     criteria = Criteria(margin=success.get("min_improvement") or Criteria.margin,
-                        regression_threshold=success.get("max_regression") or Criteria.regression_threshold)
+                        regression_threshold=success.get("max_regression") or Criteria.regression_threshold,
+                        max_new_tokens=min(Criteria.max_new_tokens, max(32, int(longest * 1.6) + 8)))
     result = trace.tool("run_evaluation", run_evaluation, base.path, state.training["weights_path"], holdout,
                         train_targets, state.spec["objective"], criteria,
                         runtime.context.workspace.root / "eval-cache").to_dict()

@@ -23,8 +23,9 @@ def _config(state: State, overrides: dict[str, Any], max_steps: int, *, evaluati
     # Each validation pass costs about a third of a training step per token, so a short sweep trial is
     # validated once, at its end, and the final run a few times (for early stopping and checkpoints).
     every = max(1, max_steps // evaluations)
-    return TrainConfig.from_yaml(state.plan["preset"], **{**overrides, "max_steps": max_steps,
-                                                          "eval_steps": every, "save_steps": every})
+    return TrainConfig.from_yaml(state.plan["preset"], **{"grad_accum": state.plan["grad_accum"], **overrides,
+                                                          "max_steps": max_steps, "eval_steps": every,
+                                                          "save_steps": every})
 
 
 @traced

@@ -68,9 +68,23 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     budget = spec.get("budget_minutes") or (30 if hardware.device == "cpu" else 120)
     preset = "lora-cpu" if hardware.device == "cpu" else "lora-cuda"
     config = TrainConfig.from_yaml(preset)
-    est = estimate.allocate_budget(examples=examples, tokens=tokens, budget_minutes=budget, trials=len(grid),
-                                   hardware=hardware, train_tokens_per_s=measured[0] if measured else None,
-                                   batch_tokens=config.batch_size * config.grad_accum * config.max_length)
+    speed = measured[0] if measured else None
+
+    def allocate(grad_accum: int, trials: int) -> estimate.Estimate:
+        return estimate.allocate_budget(examples=examples, tokens=tokens, budget_minutes=budget, trials=trials,
+                                        hardware=hardware, train_tokens_per_s=speed,
+                                        batch_tokens=config.batch_size * grad_accum * config.max_length)
+
+    grad_accum = config.grad_accum
+    est = allocate(grad_accum, len(grid))
+    if est.train_steps < 100 and grad_accum > 1:
+        # A short budget gets more, smaller optimizer steps from the same tokens.
+        grad_accum = 1
+        est = allocate(grad_accum, len(grid))
+    if est.sweep_steps_per_trial < 8 and len(grid) > 2:
+        grid = grid[:2]
+        est = allocate(grad_accum, len(grid))
+        trace.decision("2 sweep trials", "the budget leaves fewer than 8 steps per trial for 3")
     if est.train_steps < 1 or est.sweep_steps_per_trial < 1:
         raise AgentError(f"A budget of {budget} minutes leaves no time to train on this machine "
                          f"(evaluation alone needs ~{est.minutes['evaluate']} min). Give --budget-minutes "
@@ -81,6 +95,7 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
              "train the winner", "evaluate against the base", "deploy", "reflect"]
     return {"spec": spec, "problems": [], "plan": {
         "objective": spec["objective"], "base_model": spec["base_model"], "sources": spec["sources"],
-        "budget_minutes": budget, "steps": steps, "preset": preset, "grid": grid, "hardware": hardware.to_dict(),
-        "estimate": est.to_dict(), "lessons_used": [lesson["text"] for lesson in lessons[:5]],
+        "budget_minutes": budget, "steps": steps, "preset": preset, "grad_accum": grad_accum, "grid": grid,
+        "hardware": hardware.to_dict(), "estimate": est.to_dict(),
+        "lessons_used": [lesson["text"] for lesson in lessons[:5]],
     }}
