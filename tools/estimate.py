@@ -101,8 +101,9 @@ def allocate_budget(*, examples: int, tokens: int, budget_minutes: float, trials
     }
     minutes["total"] = round(sum(minutes.values()), 1)
     cost = round(minutes["total"] / 60 * GPU_DOLLARS_PER_HOUR, 2) if hardware.device == "cuda" else None
-    return Estimate(min(examples, max_examples or examples), tokens, trials, sweep_steps, max(train_steps, 0),
-                    batch_tokens, minutes, cost, max_examples)
+    return Estimate(examples=min(examples, max_examples or examples), tokens=tokens, sweep_trials=trials,
+                    sweep_steps_per_trial=sweep_steps, train_steps=max(train_steps, 0), tokens_per_step=batch_tokens,
+                    minutes=minutes, gpu_cost_usd=cost, max_examples=max_examples)
 
 
 def source_stats(sources: list[dict[str, Any]]) -> SourceStats:
