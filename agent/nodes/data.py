@@ -13,6 +13,9 @@ from agent.state import State
 from agent.trace import Tracer, traced
 from tools import datasets, ingest, synth
 
+# Below ~10 hold-out examples a verdict cannot claim significance; small data sets still keep 4/5 for training.
+MIN_HOLDOUT = 12
+
 
 @traced
 def gather(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -49,7 +52,7 @@ def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     # the hold-out asking only about passages never trained on, when the goal is recall of the sources.
     recall = bool(state.documents) and state.spec["objective"] == "knowledge"
     split = trace.tool("split_dataset", datasets.split_dataset, examples, runtime.context.run_dir / "data",
-                       group_near_duplicates_together=not recall)
+                       group_near_duplicates_together=not recall, min_test=min(MIN_HOLDOUT, len(examples) // 5))
     report = trace.tool("validate_dataset", datasets.validate_dataset, split.train_path)
     store = runtime.context.store()
     try:
