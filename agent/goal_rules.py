@@ -79,6 +79,9 @@ _REGRESS = re.compile(r"(?i)(?:no more than|at most|without losing more than|max
                       r"\s*(?:regression|worse|drop|loss)?")
 
 
+_DEFAULT_MAX_REGRESSION = SuccessCriteria.model_fields["max_regression"].default
+
+
 def parse_goal_rules(text: str, cwd: Path) -> TaskSpec:
     """Turn goal text into a TaskSpec without any LLM: every rule is a regular expression or a file check."""
     goal = " ".join(text.split())
@@ -294,7 +297,7 @@ def _success(goal: str) -> SuccessCriteria:
     regress = _REGRESS.search(goal)
     return SuccessCriteria(
         min_improvement=float(improve.group(1)) / 100 if improve else 0.0,
-        max_regression=float(regress.group(1)) / 100 if regress else 0.05,
+        max_regression=float(regress.group(1)) / 100 if regress else _DEFAULT_MAX_REGRESSION,
         metric=metric,
     )
 

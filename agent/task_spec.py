@@ -42,7 +42,7 @@ class SuccessCriteria(_Schema):
 
     min_improvement: float = Field(0.0, description="Smallest gain over the base on the hold-out metric, as a "
                                                     "fraction (0.05 = 5 % better).")
-    max_regression: float = Field(0.05, description="Largest loss allowed on the regression suite, as a "
+    max_regression: float = Field(0.1, description="Largest loss allowed on the regression suite, as a "
                                                     "fraction of the base's score.")
     metric: str | None = Field(None, description="Hold-out metric the goal names (rouge_l, exact_match, f1, "
                                                  "accuracy, perplexity, loss, style); null to pick by objective.")

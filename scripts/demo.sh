@@ -8,7 +8,7 @@ scripts/bootstrap.sh
 VENV="${INGRAIN_VENV:-.venv}"
 export INGRAIN_HOME="${INGRAIN_HOME:-$PWD/.ingrain}"
 INGRAIN="$VENV/bin/ingrain"
-GOAL="${INGRAIN_DEMO_GOAL:-Make a small model that answers questions about the python docs in their own words, within 12 minutes}"
+GOAL="${INGRAIN_DEMO_GOAL:-Make a small model that writes entries in the style of the python docs, within 13 minutes}"
 say() { printf '\033[1;34m[demo]\033[0m %s\n' "$*"; }
 
 say "goal: $GOAL"
@@ -44,7 +44,7 @@ for _ in range(120):
         time.sleep(0.5)
 client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="local")
 model = client.models.list().data[0].id
-question = "What does the documentation say about The pass statement?"
+question = "Write the entry on The pass statement."
 reply = client.chat.completions.create(model=model, max_tokens=80,
                                        messages=[{"role": "user", "content": question}])
 print(f"model:    {model}\nquestion: {question}\nanswer:   {reply.choices[0].message.content}")

@@ -9,8 +9,11 @@ from typing import Any
 
 # Measured on 2 AVX-512/BF16 cores with SmolLM2-135M (bench/train_throughput.py); lessons from earlier
 # runs on this machine replace these defaults as soon as there are any.
-# fp32 LoRA forward+backward on SmolLM2-135M, 2 idle AVX2 cores (no BF16 there: emulated BF16 ran 25x slower).
-DEFAULT_TRAIN_TOKENS_PER_S = {"cpu": 100.0, "cuda": 20000.0}
+# fp32 LoRA on SmolLM2-135M inside the graph (TRL, 1024-token packed rows) on 2 idle AVX2 cores; no BF16
+# there: emulated BF16 ran 25x slower. A run's own measured speed (a lesson) replaces this default.
+DEFAULT_TRAIN_TOKENS_PER_S = {"cpu": 50.0, "cuda": 20000.0}
+# Per sweep trial beyond its steps: loading the model, one validation pass, the objective's quick score.
+TRIAL_OVERHEAD_MINUTES = {"cpu": 0.6, "cuda": 0.3}
 TOKENS_PER_EXAMPLE = 90
 # Batched greedy decoding (batch 32, fp32) on SmolLM2; see bench/evals_generate.py.
 DEFAULT_GENERATE_TOKENS_PER_S = {"cpu": 35.0, "cuda": 2000.0}
@@ -76,14 +79,15 @@ class Estimate:
 
 def allocate_budget(*, examples: int, tokens: int, budget_minutes: float, trials: int, hardware: Hardware,
                     train_tokens_per_s: float | None = None, eval_examples: int = 32,
-                    eval_new_tokens: int = 100, batch_tokens: int = 1024) -> Estimate:
+                    eval_new_tokens: int = 80, batch_tokens: int = 1024) -> Estimate:
     """Split a wall-time budget into sweep and training steps, leaving room for evaluation."""
     tps = train_tokens_per_s or DEFAULT_TRAIN_TOKENS_PER_S[hardware.device]
     gen_tps = DEFAULT_GENERATE_TOKENS_PER_S[hardware.device]
     # Base and tuned each generate for the hold-out and the regression suite.
     eval_min = 2 * (eval_examples + REGRESSION_SUITE_PROMPTS) * eval_new_tokens / gen_tps / 60 + 0.5
     fixed_min = 1.0  # model load/convert, data build, merge and registry
-    train_min = max(budget_minutes - eval_min - fixed_min, 0.0)
+    overhead_min = TRIAL_OVERHEAD_MINUTES[hardware.device] * trials
+    train_min = max(budget_minutes - eval_min - fixed_min - overhead_min, 0.0)
     steps_total = int(train_min * 60 * tps / batch_tokens)
     tokens_per_epoch = max(tokens, 1)
     # Sweeps take about a third of the training time; the winner trains at most 3 epochs.
@@ -95,7 +99,7 @@ def allocate_budget(*, examples: int, tokens: int, budget_minutes: float, trials
     max_examples = affordable if affordable < examples else None
     minutes = {
         "prepare": fixed_min,
-        "sweep": round(sweep_steps * trials * batch_tokens / tps / 60, 1),
+        "sweep": round(sweep_steps * trials * batch_tokens / tps / 60 + overhead_min, 1),
         "train": round(max(train_steps, 0) * batch_tokens / tps / 60, 1),
         "evaluate": round(eval_min, 1),
     }

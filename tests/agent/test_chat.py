@@ -11,7 +11,7 @@ def test_chat_without_llm_understands_goals_and_questions(style_data, tiny_model
     assert "without an LLM" in chat.mode
     assert "approve 7" in chat.handle("help")
     assert chat.handle("runs") == "No runs yet. Tell me a goal."
-    reply = chat.handle(f"Make a model that writes notes like {style_data}, base {tiny_model_dir}, 10 minutes")
+    reply = chat.handle(f"Make a model that writes notes like {style_data}, base {tiny_model_dir}, 20 minutes")
     assert "paused at the plan gate" in reply and "ingrain approve 1" in reply
     assert chat.handle("what is run 1 doing?").startswith("Run 1 is paused at the plan gate.")
     assert "parse_goal → plan" in chat.handle("status of run 1")

@@ -32,7 +32,7 @@ def node_counts(run_id: int) -> dict[str, int]:
 
 def test_interactive_without_a_terminal_exits_3_then_approve_in_other_processes(style_data, tiny_model_dir) -> None:
     first = ingrain("run", GOAL, "--data", str(style_data), "--base", str(tiny_model_dir),
-                    "--policy", "interactive", "--budget-minutes", "10", "--json")
+                    "--policy", "interactive", "--budget-minutes", "20", "--json")
     assert first.returncode == 3, first.stderr
     paused = json.loads(first.stdout)  # --json: one document on stdout, progress went to stderr
     assert paused["gate"] == "plan" and paused["status"] == "paused"
@@ -56,7 +56,7 @@ def test_interactive_without_a_terminal_exits_3_then_approve_in_other_processes(
 def test_kill_9_during_training_then_resume_finishes_without_redoing_nodes(style_data, tiny_model_dir,
                                                                           workspace) -> None:
     proc = subprocess.Popen([*INGRAIN, "run", GOAL, "--data", str(style_data),
-                             "--base", str(tiny_model_dir), "--policy", "auto", "--budget-minutes", "14"],
+                             "--base", str(tiny_model_dir), "--policy", "auto", "--budget-minutes", "25"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     run_dir = workspace.root / "runs" / "1"
     deadline = time.time() + 300

@@ -29,7 +29,7 @@ def node_counts(run_id: int) -> dict[str, int]:
 
 def start(style_data: Path, tiny_model_dir: Path, policy: str, goal: str = GOAL, **kw) -> runner.Outcome:
     return runner.start(goal, data_paths=[str(style_data)], base=str(tiny_model_dir), policy=policy,
-                        budget_minutes=kw.pop("budget_minutes", 10), **kw)
+                        budget_minutes=kw.pop("budget_minutes", 20), **kw)
 
 
 def test_auto_policy_runs_to_a_deployed_version_with_a_report(style_data, tiny_model_dir) -> None:
@@ -117,7 +117,7 @@ def test_a_failing_node_stops_the_run_resumably(style_data, tiny_model_dir, tmp_
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"messages": [{"role": "user", "content": "hi"}]}\nnot json\n')
     outcome = runner.start(GOAL, data_paths=[str(broken)], base=str(tiny_model_dir), policy="auto",
-                           budget_minutes=10)
+                           budget_minutes=20)
     assert outcome.exit_code == 1
     assert "line 2" in outcome.message and f"ingrain resume {outcome.run_id}" in outcome.message
     shutil.copy(style_data, broken)  # the person fixes the file
