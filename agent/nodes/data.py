@@ -11,7 +11,9 @@ from langgraph.runtime import Runtime
 from agent.context import Context
 from agent.state import State
 from agent.trace import Tracer, traced
-from tools import datasets, ingest, synth
+from evals.generate import generate_replies
+from tools import datasets, ingest, replay, synth
+from tools.models import resolve_base
 
 # Below ~10 hold-out examples a verdict cannot claim significance; small data sets still keep 4/5 for training.
 MIN_HOLDOUT = 12
@@ -54,10 +56,18 @@ def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     split = trace.tool("split_dataset", datasets.split_dataset, examples, runtime.context.run_dir / "data",
                        group_near_duplicates_together=not recall, min_test=min(MIN_HOLDOUT, len(examples) // 5))
     report = trace.tool("validate_dataset", datasets.validate_dataset, split.train_path)
+    replay_path = Path(split.train_path).with_name("replay.jsonl")
+    prompts = replay.replay_prompts(replay.replay_count(split.n_train))
+    base = resolve_base(state.spec["base_model"], runtime.context.workspace)
+    replies = trace.tool("base replies for replay", generate_replies, base.path, prompts, max_new_tokens=64,
+                         batch_size=32, cache_dir=runtime.context.workspace.root / "eval-cache")
+    datasets.write_jsonl(replay_path, replay.replay_examples(prompts, replies))
+    trace.decision(f"mix {len(prompts)} replay examples into training", "the base model's own replies to general "
+                   "prompts keep its general behaviour while it learns the task (checked by the regression suite)")
     store = runtime.context.store()
     try:
         store.record_dataset(split.dataset_id, str(Path(split.train_path).parent), run_id=runtime.context.run_id,
                              counts=split.counts, report=report.to_dict())
     finally:
         store.close()
-    return {"dataset": {**split.to_dict(), "report": report.to_dict()}}
+    return {"dataset": {**split.to_dict(), "report": report.to_dict(), "replay_path": str(replay_path)}}

@@ -13,7 +13,7 @@ from agent.trace import Tracer, traced
 from evals.quick import objective_score
 from tools import sweep as sweeps
 from tools import train as trainer
-from tools.datasets import read_jsonl
+from tools.datasets import read_jsonl, write_jsonl
 from tools.models import resolve_base
 from tools.train_config import TrainConfig
 
@@ -26,6 +26,16 @@ def _config(state: State, overrides: dict[str, Any], max_steps: int, *, evaluati
     return TrainConfig.from_yaml(state.plan["preset"], **{"grad_accum": state.plan["grad_accum"], **overrides,
                                                           "max_steps": max_steps, "eval_steps": every,
                                                           "save_steps": every})
+
+
+def training_file(dataset: dict[str, Any]) -> str:
+    """The task's training examples plus the replay examples, as one file the trainer reads."""
+    if not dataset.get("replay_path"):
+        return dataset["train_path"]
+    mixed = Path(dataset["train_path"]).with_name("train_with_replay.jsonl")
+    if not mixed.exists():
+        write_jsonl(mixed, read_jsonl(dataset["train_path"]) + read_jsonl(dataset["replay_path"]))
+    return str(mixed)
 
 
 @traced
@@ -49,7 +59,7 @@ def sweep(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
         return trace.tool(f"train trial {trial.name}", trainer.train,
                           _config(state, trial.overrides, steps, evaluations=1),
-                          base.path, data["train_path"], data["val_path"], out,
+                          base.path, training_file(data), data["val_path"], out,
                           resume=(out / trainer.CHECKPOINTS).exists(), on_log=watch)
 
     def score(trial: sweeps.Trial) -> float | None:
@@ -74,7 +84,7 @@ def train(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     resume = (out / trainer.CHECKPOINTS).exists()
     if resume:
         trace.decision("resume training", f"checkpoints exist in {out / trainer.CHECKPOINTS}")
-    result = trace.tool("train", trainer.train, config, base.path, state.dataset["train_path"],
+    result = trace.tool("train", trainer.train, config, base.path, training_file(state.dataset),
                         state.dataset["val_path"], out, resume=resume)
     trace.metric("train_tokens_per_s", result.tokens_per_s)
     return {"training": {**result.to_dict(), "config": config.to_dict(), "trial": state.choice}}

@@ -1,0 +1,30 @@
+"""Replay data: the base model's own answers to general prompts, mixed into training to limit forgetting.
+
+A LoRA that sees only a narrow style also learns to answer "What is 7 + 5?" in that style. Training on a
+small share of the base model's replies to unrelated general prompts keeps its general behaviour in place
+(self-distillation replay). The prompts here are disjoint from the evaluation's regression suite.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+REPLAY_PROMPTS = Path(__file__).with_name("replay_prompts.jsonl")
+
+
+def replay_prompts(limit: int | None = None) -> list[list[dict[str, str]]]:
+    """General chat prompts (no system message: the model's default one applies, as for most users)."""
+    rows = [json.loads(line) for line in REPLAY_PROMPTS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [[{"role": "user", "content": row["prompt"]}] for row in rows[:limit]]
+
+
+def replay_examples(prompts: list[list[dict[str, str]]], replies: list[str]) -> list[dict]:
+    """Chat examples from prompts and the base model's replies; empty replies are dropped."""
+    return [{"messages": [*prompt, {"role": "assistant", "content": reply.strip()}]}
+            for prompt, reply in zip(prompts, replies, strict=True) if reply.strip()]
+
+
+def replay_count(n_train: int, share: float = 0.25) -> int:
+    """How many replay examples to mix into `n_train` task examples (about a quarter on top)."""
+    return min(len(replay_prompts()), max(4, int(n_train * share)))
