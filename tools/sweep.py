@@ -66,7 +66,7 @@ def default_grid(n_examples: int, *, k: int = 3, lessons: list[dict[str, Any]] |
                  feedback: str = "") -> list[dict[str, Any]]:
     """k configurations: the field's default, what won before on this machine, and what the feedback asks."""
     grid: list[dict[str, Any]] = []
-    asked = _overrides_from_text(feedback)
+    asked = requested_overrides(feedback)
     if asked:
         grid.append(asked)
     for lesson in lessons or []:
@@ -90,7 +90,8 @@ def _last(pattern: str, text: str) -> re.Match[str] | None:
     return matches[-1] if matches else None
 
 
-def _overrides_from_text(text: str) -> dict[str, Any]:
+def requested_overrides(text: str) -> dict[str, Any]:
+    """Hyperparameters a person named in words: "lr 1e-3", "rank 8", "2 trials", "full fine-tuning"."""
     found: dict[str, Any] = {}
     if m := _last(r"\b(?:lr|learning rate)\s*(?:=|of)?\s*([0-9.]+e-?[0-9]+|0\.[0-9]+)", text):
         found["lr"] = float(m.group(1))

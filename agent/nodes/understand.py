@@ -81,7 +81,8 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         # A short budget gets more, smaller optimizer steps from the same tokens.
         grad_accum = 1
         est = allocate(grad_accum, len(grid))
-    if est.sweep_steps_per_trial < 8 and len(grid) > 2:
+    asked_trials = "trials" in sweep.requested_overrides(" ".join([state.goal, *state.feedback]))
+    if est.sweep_steps_per_trial < 8 and len(grid) > 2 and not asked_trials:
         grid = grid[:2]
         est = allocate(grad_accum, len(grid))
         trace.decision("2 sweep trials", "the budget leaves fewer than 8 steps per trial for 3")
