@@ -85,16 +85,22 @@ def test_interactive_pauses_at_each_gate_and_approve_continues(style_data, tiny_
         runner.approve(outcome.run_id)  # approving again: the run is finished
 
 
-def test_reject_plan_with_a_reason_replans(style_data, tiny_model_dir) -> None:
+def test_reject_plan_with_a_reason_replans_then_approve_runs_it(style_data, tiny_model_dir) -> None:
     outcome = start(style_data, tiny_model_dir, "interactive")
     assert len(outcome.payload["plan"]["grid"]) == 2
     outcome = runner.reject(outcome.run_id, reason="use 3 trials and lr 3e-3")
     assert (outcome.exit_code, outcome.gate) == (3, "plan")
     grid = outcome.payload["plan"]["grid"]
     assert len(grid) == 3 and grid[0]["lr"] == 3e-3
-    outcome = runner.reject(outcome.run_id, reason="not today", stop=True)
+    outcome = runner.approve(outcome.run_id)
+    assert (outcome.exit_code, outcome.gate) == (3, "winner")
+    assert outcome.payload["sweep"]["trials"][0]["overrides"]["lr"] == 3e-3  # the re-plan was used
+    outcome = runner.reject(outcome.run_id, reason="not today")
+    assert outcome.exit_code == 3 and outcome.gate == "plan"  # a rejected winner goes back to plan
+    outcome = runner.reject(outcome.run_id, reason="stop here", stop=True)
     assert outcome.exit_code == 0 and "plan rejected" in outcome.message
-    assert "train" not in node_counts(outcome.run_id)
+    counts = node_counts(outcome.run_id)
+    assert counts["plan"] == 3 and counts["sweep"] == 1 and "train" not in counts
 
 
 def test_failing_evaluation_goes_to_reflect_without_deploying(style_data, tiny_model_dir) -> None:
