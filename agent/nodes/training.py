@@ -14,6 +14,7 @@ from evals.quick import objective_score
 from tools import sweep as sweeps
 from tools import train as trainer
 from tools.datasets import read_jsonl, write_jsonl
+from tools.deploy import version_name
 from tools.models import resolve_base
 from tools.train_config import TrainConfig
 
@@ -87,4 +88,13 @@ def train(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     result = trace.tool("train", trainer.train, config, base.path, training_file(state.dataset),
                         state.dataset["val_path"], out, resume=resume)
     trace.metric("train_tokens_per_s", result.tokens_per_s)
+    # Every trained model is a candidate version at once; deploy later replaces it with merged weights.
+    store = runtime.context.store()
+    try:
+        store.register_model(version_name(base.name, runtime.context.run_id), base=base.name,
+                             kind="full" if config.method == "full" else "adapter", path=result.weights_path,
+                             run_id=runtime.context.run_id, dataset_id=state.dataset["dataset_id"],
+                             config=config.to_dict(), metrics={"val_loss": result.best_val_loss})
+    finally:
+        store.close()
     return {"training": {**result.to_dict(), "config": config.to_dict(), "trial": state.choice}}

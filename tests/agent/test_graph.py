@@ -110,10 +110,11 @@ def test_failing_evaluation_goes_to_reflect_without_deploying(style_data, tiny_m
     assert outcome.verdict == "fail"
     store = Store.open()
     try:
-        assert store.models() == []
+        versions = store.models()
         failures = store.lessons("failure")
     finally:
         store.close()
+    assert [(v["status"], v["kind"], v["verdict"]) for v in versions] == [("candidate", "adapter", None)]
     assert "deploy" not in node_counts(outcome.run_id)
     assert failures and "evaluation failed" in failures[0]["text"]
     assert Path(outcome.report).exists()
