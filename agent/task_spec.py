@@ -8,13 +8,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from tools.ingest import BUILTIN_CORPORA as BUILTIN_CORPORA  # re-exported for agent.goal
+from tools.models import DEFAULT_BASE
+
 Objective = Literal["style", "knowledge", "task"]
 SourceKind = Literal["folder", "file", "url", "crawl_topic", "dataset", "builtin"]
 Policy = Literal["interactive", "auto", "nightly"]
 ConflictField = Literal["base_model", "budget_minutes", "policy", "objective", "sources"]
 
-DEFAULT_BASE = "smollm2-135m"  # same value as tools.models.DEFAULT_BASE, without importing the tools layer here
-BUILTIN_CORPORA = {"pydoc_data": "Python's own documentation topics (pydoc_data.topics), shipped with Python"}
 SLUG_MAX = 40
 
 
