@@ -8,8 +8,9 @@ chat examples, with the loss on assistant tokens only.
 
 - reference: `transformers.Trainer`, fp32, 8 examples per step padded to the longest in the batch,
   no packing, torch's default thread count.
-- ingrain: `tools.train.train` with the lora-cpu choices: packed rows (no pad tokens), BF16 only
-  on CPUs with native BF16, threads picked from the machine's load.
+- ingrain: `tools.train.train` with the lora-cpu preset: packed rows (no pad tokens), the LM head run
+  on labelled positions only, no gradient checkpointing and no LoRA dropout on a CPU, BF16 only on CPUs
+  with native BF16, threads picked from the machine's load.
 
 Comparison choice: with packing a "step" holds a different number of examples, so both sides train
 exactly ONE EPOCH over the same examples (equal real tokens seen), and ingrain's rows per step are
@@ -125,9 +126,9 @@ def run_ingrain(base, tokenizer, paths, val_set, steps: int, lr: float, out: Pat
 
     max_length = 512
     rows = math.ceil(tokens / max_length * 1.05)  # bfd fills rows nearly full
-    config = TrainConfig(lr=lr, epochs=1, batch_size=1, grad_accum=max(1, round(rows / steps)),
-                         max_length=max_length, packing=True, eval_steps=10_000, save_steps=10_000,
-                         early_stopping_patience=0, seed=42)
+    config = TrainConfig.from_yaml("lora-cpu", lr=lr, epochs=1, batch_size=1,
+                                   grad_accum=max(1, round(rows / steps)), max_length=max_length,
+                                   eval_steps=10_000, save_steps=10_000, early_stopping_patience=0, seed=42)
     result = train(config, base.path, paths[0], paths[1], out, progress=False)
     tuned = PeftModel.from_pretrained(load_model(base.path), result.weights_path)
     return {"tokens_per_s": result.tokens_per_s, "train_seconds": result.train_tokens / result.tokens_per_s,
@@ -138,7 +139,7 @@ def run_ingrain(base, tokenizer, paths, val_set, steps: int, lr: float, out: Pat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3, help="reference optimizer steps (8 examples each)")
+    parser.add_argument("--steps", type=int, default=6, help="reference optimizer steps (8 examples each)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--lr", type=float, default=2e-4)
     options = parser.parse_args()

@@ -158,6 +158,7 @@ def sft_args(config: TrainConfig, checkpoints: Path, *, bf16: bool, has_val: boo
         packing=config.packing,
         packing_strategy="bfd",
         seed=config.seed,
+        gradient_checkpointing=config.use_gradient_checkpointing(),
         # SFTConfig defaults to bf16=True and fails on a CPU unless use_cpu=True.
         use_cpu=on_cpu,
         bf16=bf16,
@@ -183,7 +184,6 @@ def _run(config, model, tokenizer, backend, train_path, val_path, output_dir, *,
          started) -> TrainResult:
     import torch
     from transformers import EarlyStoppingCallback, PrinterCallback
-    from trl import SFTTrainer
 
     from tools.train_data import build_dataset
     from tools.train_progress import ProgressCallback, peak_rss_mb
@@ -204,7 +204,8 @@ def _run(config, model, tokenizer, backend, train_path, val_path, output_dir, *,
     if config.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     args = sft_args(config, checkpoints, bf16=bf16)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=val_set,
+    trainer_class = _sft_trainer_class(labelled_head=not cuda_available())
+    trainer = trainer_class(model=model, args=args, train_dataset=train_set, eval_dataset=val_set,
                          processing_class=tokenizer, callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # our one-line progress replaces its dict dumps
     resumed_from = int(Path(last).name.split("-")[-1]) if last else 0
@@ -233,6 +234,41 @@ def _run(config, model, tokenizer, backend, train_path, val_path, output_dir, *,
     )
     atomic_write_text(output_dir / RESULT_FILE, json.dumps(result.to_dict(), indent=2))
     return result
+
+
+def _sft_trainer_class(*, labelled_head: bool) -> type:
+    """TRL's SFTTrainer; on a CPU one whose training loss runs the LM head on labelled positions only.
+
+    The loss is the same cross-entropy over the same tokens (tools/train_loss.py); evaluation, multi-process
+    runs and models whose logits are rescaled keep TRL's own computation.
+    """
+    from trl import SFTTrainer
+
+    if not labelled_head:
+        return SFTTrainer
+
+    from tools.train_loss import labelled_positions_loss, supports_labelled_head
+
+    class LabelledHeadSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if (return_outputs or not model.training or self.aux_loss_enabled
+                    or self.accelerator.num_processes != 1 or not supports_labelled_head(model)):
+                return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                            num_items_in_batch=num_items_in_batch)
+            loss, metrics = labelled_positions_loss(model, inputs, num_items_in_batch)
+            valid = max(1, int(metrics["valid"]))
+            logged = self._metrics["train"]
+            logged["entropy"].append(float(metrics["entropy"]) / valid)
+            logged["mean_token_accuracy"].append(float(metrics["correct"]) / valid)
+            # TRL's count of real tokens: attention-mask tokens, or the packed row's length when padding-free.
+            if "attention_mask" in inputs:
+                self._total_train_tokens += int(inputs["attention_mask"].sum())
+            else:
+                self._total_train_tokens += int(inputs["position_ids"].size(1))
+            logged["num_tokens"] = [self._total_train_tokens]
+            return loss
+
+    return LabelledHeadSFTTrainer
 
 
 def last_complete_checkpoint(checkpoints: Path) -> str | None:

@@ -44,15 +44,16 @@ class TrainConfig:
     bf16: str | bool = field(default="auto", metadata={
         "help": "auto = on when the CPU has native BF16 (avx512_bf16 / amx_bf16) or CUDA supports it"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads; 0 = one per physical core"})
+    gradient_checkpointing: str | bool = field(default="auto", metadata={
+        "help": "recompute activations in backward to save memory; auto = on with CUDA only (on a CPU "
+                "memory is plentiful and the recomputation costs about a third of the step)"})
 
     def __post_init__(self) -> None:
         self.method = str(self.method).lower()
         if self.method not in METHODS:
             raise ToolError(f"Unknown training method {self.method!r}: use one of {', '.join(METHODS)}.")
-        if isinstance(self.bf16, str) and self.bf16.lower() in ("true", "false"):
-            self.bf16 = self.bf16.lower() == "true"
-        if self.bf16 != "auto" and not isinstance(self.bf16, bool):
-            raise ToolError(f"bf16={self.bf16!r} is not valid: use auto, true or false.")
+        self.bf16 = _auto_or_bool("bf16", self.bf16)
+        self.gradient_checkpointing = _auto_or_bool("gradient_checkpointing", self.gradient_checkpointing)
         self.target_modules = list(self.target_modules)
         positive = {"lr": self.lr, "batch_size": self.batch_size, "grad_accum": self.grad_accum,
                     "max_length": self.max_length, "eval_steps": self.eval_steps, "save_steps": self.save_steps,
@@ -111,6 +112,19 @@ class TrainConfig:
     def use_bf16(self) -> bool:
         """Resolve `bf16="auto"` against the hardware; an explicit value is obeyed."""
         return bf16_supported() if self.bf16 == "auto" else bool(self.bf16)
+
+    def use_gradient_checkpointing(self) -> bool:
+        """Resolve `gradient_checkpointing="auto"`: on with CUDA, off on a CPU."""
+        return cuda_available() if self.gradient_checkpointing == "auto" else bool(self.gradient_checkpointing)
+
+
+def _auto_or_bool(name: str, value: Any) -> str | bool:
+    if isinstance(value, str) and value.lower() in ("true", "false", "auto"):
+        value = value.lower()
+        return value if value == "auto" else value == "true"
+    if isinstance(value, bool):
+        return value
+    raise ToolError(f"{name}={value!r} is not valid: use auto, true or false.")
 
 
 _DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}

@@ -55,6 +55,7 @@ def fast_config(**overrides) -> TrainConfig:
     ({"epochs": 0, "max_steps": -1}, "trains nothing"),
     ({"eval_steps": 10, "save_steps": 15}, "multiple of eval_steps"),
     ({"bf16": "maybe"}, "bf16="),
+    ({"gradient_checkpointing": "sometimes"}, "gradient_checkpointing="),
 ])
 def test_invalid_config_says_what_to_fix(overrides, message):
     with pytest.raises(ToolError, match=message):
@@ -69,6 +70,18 @@ def test_qlora_without_cuda_is_refused_with_a_fix():
     else:
         with pytest.raises(ToolError, match="Use method=lora"):
             TrainConfig(method="qlora")
+
+
+def test_gradient_checkpointing_auto_follows_the_hardware_and_reaches_trl(tmp_path):
+    import torch
+
+    from tools.train import sft_args
+
+    config = TrainConfig(gradient_checkpointing="auto")
+    assert config.use_gradient_checkpointing() == torch.cuda.is_available()
+    assert sft_args(config, tmp_path, bf16=False).gradient_checkpointing == torch.cuda.is_available()
+    forced = TrainConfig(gradient_checkpointing="true")
+    assert forced.gradient_checkpointing is True and sft_args(forced, tmp_path, bf16=False).gradient_checkpointing
 
 
 def test_full_fine_tune_ignores_lora_rank():
