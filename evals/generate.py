@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from memory.workspace import atomic_write_text
 from tools.errors import ToolError
 from tools.models import load_model, load_tokenizer
+from tools.threads import pick_threads
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -168,21 +169,17 @@ SMALL_MODEL_PARAMS = 20_000_000
 
 
 def eval_threads(model: PreTrainedModel) -> int | None:
-    """Threads for evaluation forward passes; None keeps torch's default.
+    """Threads for evaluation forward passes (INGRAIN_EVAL_THREADS overrides); None keeps torch's default.
 
-    OpenMP threads spin-wait for each other; when other processes already keep the cores busy that
-    waiting dominates (measured on 2 busy cores: SmolLM2 decoding 2.1 tok/s with 2 threads, 18.6 with 1).
+    A model this small decodes fastest on one thread (per-token overhead, not arithmetic); a larger one
+    gets the cores that are idle right now (tools.threads).
     """
     override = os.environ.get("INGRAIN_EVAL_THREADS")
     if override:
         return max(1, int(override))
     if sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS:
         return 1
-    cores = os.cpu_count() or 1
-    # Our own threads count in the load too: only load beyond one full core per core means others compete.
-    if cores > 1 and os.getloadavg()[0] > cores + 0.5:
-        return 1
-    return None
+    return pick_threads()
 
 
 @contextmanager

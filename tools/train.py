@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -12,6 +11,7 @@ from typing import Any
 
 from memory.workspace import atomic_dir, atomic_write_text
 from tools.errors import ToolError
+from tools.threads import pick_threads
 from tools.train_config import TrainConfig, cuda_available
 
 RESULT_FILE = "train_result.json"
@@ -54,36 +54,6 @@ def select_backend() -> str:
     if cuda_available() and importlib.util.find_spec("unsloth") is not None:
         return "unsloth"
     return "trl"
-
-
-def pick_threads(requested: int = 0) -> int:
-    """CPU threads for torch: the cores idle right now, at least one.
-
-    On a shared machine OpenMP threads that outnumber free cores spin and get descheduled at every
-    parallel region; measured on 2 busy cores, a LoRA step ran 12x slower with 2 threads than with 1.
-    Idle time is sampled from /proc/stat (the load average lags by a minute and over-counts).
-    """
-    if requested > 0:
-        return requested
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    idle = _idle_fraction()
-    if idle is None:
-        return cores
-    return max(1, min(cores, round(cores * idle + 0.25)))
-
-
-def _idle_fraction(interval: float = 0.3) -> float | None:
-    def sample() -> tuple[int, int]:
-        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        return values[3] + values[4], sum(values[:8])  # idle + iowait, total (without guest time)
-
-    try:
-        idle_a, total_a = sample()
-        time.sleep(interval)
-        idle_b, total_b = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    return (idle_b - idle_a) / max(1, total_b - total_a)
 
 
 def train(config: TrainConfig, base_model_dir: Path | str, train_path: Path | str, val_path: Path | str,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tools.errors import ToolError
-from tools.train import RESULT_FILE, estimate, load_result, pick_threads, select_backend, train
+from tools.train import RESULT_FILE, estimate, load_result, select_backend, train
 from tools.train_config import TrainConfig, preset_names
 from tools.train_progress import progress_line
 
@@ -115,12 +115,6 @@ def test_backend_is_trl_without_cuda():
 
     if not torch.cuda.is_available():
         assert select_backend() == "trl"
-
-
-def test_thread_choice_respects_request_and_core_count():
-    assert pick_threads(3) == 3
-    cores = len(os.sched_getaffinity(0))
-    assert 1 <= pick_threads() <= cores
 
 
 def test_progress_line_format():
