@@ -139,8 +139,5 @@ class ChatSession:
 
 
 def _with_store(fn: Callable[[Store], Any]) -> Any:
-    store = Store.open()
-    try:
+    with Store.open() as store:
         return fn(store)
-    finally:
-        store.close()

@@ -141,11 +141,8 @@ def runs(as_json: JsonOpt = False) -> None:
     from agent.render import runs_table
     from memory import Store
 
-    store = Store.open()
-    try:
+    with Store.open() as store:
         rows = store.runs()
-    finally:
-        store.close()
     keep = ("id", "goal", "policy", "status", "gate", "model", "verdict", "error", "created", "wall_seconds")
     rows = [{k: r[k] for k in keep} for r in rows]
     if as_json:
@@ -160,11 +157,8 @@ def trace(run_id: RunArg, as_json: JsonOpt = False) -> None:
     from agent.render import trace_tree
     from memory import Store
 
-    store = Store.open()
-    try:
+    with Store.open() as store:
         run_row, events = store.run(run_id), store.events(run_id)
-    finally:
-        store.close()
     if as_json:
         emit_json({"run": run_row, "events": events})
     else:
@@ -191,11 +185,8 @@ def models(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     from agent.render import models_table
     from memory import Store
 
-    store = Store.open()
-    try:
+    with Store.open() as store:
         rows = store.models()
-    finally:
-        store.close()
     if as_json:
         emit_json({"models": rows})
     else:
@@ -207,11 +198,8 @@ def models_promote(name: Annotated[str, typer.Argument(help="Version name from `
     """Make NAME the production version; a running `ingrain serve` switches to it without a restart."""
     from memory import Store
 
-    store = Store.open()
-    try:
+    with Store.open() as store:
         row = store.promote(name)
-    finally:
-        store.close()
     out.print(f"{row['name']} is now in production.")
 
 
@@ -220,11 +208,8 @@ def models_rollback() -> None:
     """Put the previous production version back, instantly."""
     from memory import Store
 
-    store = Store.open()
-    try:
+    with Store.open() as store:
         row = store.rollback()
-    finally:
-        store.close()
     out.print(f"Rolled back: {row['name']} is in production again.")
 
 
@@ -233,11 +218,8 @@ def lessons(as_json: JsonOpt = False) -> None:
     """What earlier runs taught the planner (sweep winners, speeds, failures)."""
     from memory import Store
 
-    store = Store.open()
-    try:
+    with Store.open() as store:
         rows = store.lessons(limit=200)
-    finally:
-        store.close()
     if as_json:
         emit_json({"lessons": rows})
         return

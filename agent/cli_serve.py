@@ -49,11 +49,8 @@ def keys_create(name: Annotated[str, typer.Option("--name", help="Who or what us
     from memory import Store
     from memory.usage import create_key
 
-    store = Store.open()
-    try:
+    with Store.open() as store:
         key = create_key(store, name)
-    finally:
-        store.close()
     sys.stdout.write(key + "\n")
     Console(stderr=True).print(f"Key {escape(name)!r} created. Store it now: it cannot be shown again. "
                                "Clients send it as `Authorization: Bearer <key>`.", highlight=False)
@@ -65,11 +62,8 @@ def keys_list(as_json: JsonOpt = False) -> None:
     from memory import Store
     from memory.usage import api_keys
 
-    store = Store.open()
-    try:
+    with Store.open() as store:
         rows = api_keys(store)
-    finally:
-        store.close()
     if as_json:
         sys.stdout.write(json.dumps({"keys": rows}, indent=2) + "\n")
         return
@@ -86,11 +80,8 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="Key id from `ingrain
     from memory import Store
     from memory.usage import revoke_key
 
-    store = Store.open()
-    try:
+    with Store.open() as store:
         revoke_key(store, key_id)
-    finally:
-        store.close()
     Console(stderr=True).print(f"Key {key_id} revoked.")
 
 
@@ -104,11 +95,8 @@ def usage(
     from memory.usage import usage_rows, usage_summary
 
     since = time.time() - since_hours * 3600 if since_hours else None
-    store = Store.open()
-    try:
+    with Store.open() as store:
         rows, summary = usage_rows(store, limit=limit, since=since), usage_summary(store, since=since)
-    finally:
-        store.close()
     if as_json:
         sys.stdout.write(json.dumps({"requests": rows, "summary": summary}, default=str,
                                     ensure_ascii=False, indent=2) + "\n")

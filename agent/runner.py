@@ -63,11 +63,8 @@ def start(goal: str, *, data_paths: list[str] | None = None, base: str | None = 
         raise AgentError(f"Unknown policy {policy!r}: use interactive, auto or nightly.")
     inputs = {"goal": goal.strip(), "data_paths": [str(p) for p in data_paths or []], "base": base,
               "budget_minutes": budget_minutes, "skip_invalid": skip_invalid}
-    store = Store.open()
-    try:
+    with Store.open() as store:
         run_id = store.create_run(goal.strip(), policy, spec={"input": inputs})
-    finally:
-        store.close()
     return _drive(run_id, inputs, ask)
 
 
@@ -93,11 +90,8 @@ def reject(run_id: int, *, reason: str, stop: bool = False, ask: Ask | None = No
 
 def resume(run_id: int, *, ask: Ask | None = None) -> Outcome:
     """Continue a run that failed or whose process was killed, from its last checkpoint."""
-    store = Store.open()
-    try:
+    with Store.open() as store:
         run = store.run(run_id)
-    finally:
-        store.close()
     if run["status"] == "paused":
         raise AgentError(f"Run {run_id} waits at the {run['gate']} gate: answer it with `ingrain approve {run_id}` "
                          f"or `ingrain reject {run_id} --reason TEXT`.")
@@ -111,11 +105,8 @@ def resume(run_id: int, *, ask: Ask | None = None) -> Outcome:
 
 
 def _paused_gate(run_id: int) -> tuple[str, dict[str, Any]]:
-    store = Store.open()
-    try:
+    with Store.open() as store:
         run = store.run(run_id)
-    finally:
-        store.close()
     if run["status"] != "paused":
         raise AgentError(f"Run {run_id} is not waiting at a gate (it is {run['status']}); nothing to answer. "
                          f"`ingrain runs` shows where each run stands.")
@@ -131,8 +122,7 @@ def _paused_gate(run_id: int) -> tuple[str, dict[str, Any]]:
 
 def _drive(run_id: int, value: Any, ask: Ask | None) -> Outcome:
     ws = Workspace.from_env().ensure()
-    store = Store.open(ws)
-    try:
+    with Store.open(ws) as store:
         run = store.run(run_id)
         if not store.claim_run(run_id):
             raise AgentError(f"Run {run_id} is already being continued by process {store.run(run_id)['owner_pid']}; "
@@ -177,8 +167,6 @@ def _drive(run_id: int, value: Any, ask: Ask | None) -> Outcome:
         message = _finish_message(run_id, final)
         return Outcome(run_id, "finished", EXIT_OK, message, model=deployment.get("name"), verdict=verdict,
                        report=final.get("report_path"))
-    finally:
-        store.close()
 
 
 def _pause_message(run_id: int, payload: dict[str, Any]) -> str:

@@ -58,12 +58,9 @@ class Tracer:
     def event(self, kind: str, name: str | None = None, data: Any = None, duration_s: float | None = None) -> None:
         if self.ctx.progress:
             show_progress(self.node, kind, name, data, duration_s)
-        store = self.ctx.store()
-        try:
+        with self.ctx.store() as store:
             store.record_event(self.ctx.run_id, kind, node=self.node, name=name, data=summarize(data),
                                duration_s=duration_s)
-        finally:
-            store.close()
 
     def tool(self, name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call a tool function and record its name, arguments, result summary and duration."""

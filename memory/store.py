@@ -91,6 +91,12 @@ class Store:
     def close(self) -> None:
         self.db.conn.close()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- runs ---------------------------------------------------------------
     def create_run(self, goal: str, policy: str, spec: dict[str, Any] | None = None) -> int:
         now = time.time()

@@ -94,11 +94,8 @@ def load_named(store: Store, name: str | None) -> LoadedModel:
 
 def _load_production(db_path: Path) -> LoadedModel:
     # A thread of its own needs a connection of its own.
-    store = Store(db_path)
-    try:
+    with Store(db_path) as store:
         return load_named(store, None)
-    finally:
-        store.close()
 
 
 class ModelSlot:

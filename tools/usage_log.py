@@ -108,8 +108,7 @@ class UsageWriter:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        store = Store(self.db_path)
-        try:
+        with Store(self.db_path) as store:
             stop = False
             while not stop:
                 items = [self._queue.get()]
@@ -124,8 +123,6 @@ class UsageWriter:
                 with self._idle:
                     self._pending -= len(real)
                     self._idle.notify_all()
-        finally:
-            store.close()
 
     def _write(self, store: Store, items: list[tuple[str, dict[str, Any]]]) -> None:
         try:

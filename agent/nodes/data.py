@@ -64,10 +64,7 @@ def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     datasets.write_jsonl(replay_path, replay.replay_examples(prompts, replies))
     trace.decision(f"mix {len(prompts)} replay examples into training", "the base model's own replies to general "
                    "prompts keep its general behaviour while it learns the task (checked by the regression suite)")
-    store = runtime.context.store()
-    try:
+    with runtime.context.store() as store:
         store.record_dataset(split.dataset_id, str(Path(split.train_path).parent), run_id=runtime.context.run_id,
                              counts=split.counts, report=report.to_dict())
-    finally:
-        store.close()
     return {"dataset": {**split.to_dict(), "report": report.to_dict(), "replay_path": str(replay_path)}}

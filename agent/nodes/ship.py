@@ -31,8 +31,7 @@ def deploy(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     trace = Tracer(runtime.context, "deploy")
     ctx = runtime.context
     base = resolve_base(state.spec["base_model"], ctx.workspace)
-    store = ctx.store()
-    try:
+    with ctx.store() as store:
         promote, reason = _promotion(state, runtime, store.production_model())
         trace.decision("promote" if promote else "keep as candidate", reason)
         deployment = trace.tool(
@@ -42,8 +41,6 @@ def deploy(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             config=state.training["config"], dataset_id=state.dataset["dataset_id"], promote=promote,
             promote_reason=reason)
         store.update_run(ctx.run_id, model=deployment.name)
-    finally:
-        store.close()
     return {"deployment": deployment.to_dict()}
 
 
@@ -51,15 +48,12 @@ def deploy(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 def reflect(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     trace = Tracer(runtime.context, "reflect")
     ctx = runtime.context
-    store = ctx.store()
-    try:
+    with ctx.store() as store:
         for topic, text, data in lessons_from(state):
             store.add_lesson(topic, text, run_id=ctx.run_id, data=data)
             trace.event("lesson", topic, {"text": text})
         events = store.events(ctx.run_id)
         run = store.run(ctx.run_id)
-    finally:
-        store.close()
     path = trace.tool("write_report", write_report, ctx.run_dir / "report.html", run=run, state=state, events=events)
     return {"report_path": str(path)}
 

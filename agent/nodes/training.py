@@ -67,8 +67,10 @@ def sweep(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         weights = Path(trial.output_dir) / ("model" if trial.overrides.get("method") == "full" else "adapter")
         return objective_score(base.path, weights, val_sample, state.spec["objective"], train_targets)
 
+    # On a Ray cluster ($INGRAIN_RAY_ADDRESS) the trials run as Ray Tune trials, a GPU each where there are GPUs.
     result = sweeps.run_sweep(state.plan["grid"], run_trial, score)
-    trace.decision(f"winner {result.winner}", result.reason, ranking=result.ranking)
+    trace.decision("sweep executor", result.executor)
+    trace.decision(f"winner {result.winner}", result.reason, ranking=result.ranking, executor=result.executor)
     if result.winner is None:
         raise sweeps.TrialDiverged(result.reason)
     return {"sweep": result.to_dict()}
@@ -89,12 +91,9 @@ def train(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                         state.dataset["val_path"], out, resume=resume)
     trace.metric("train_tokens_per_s", result.tokens_per_s)
     # Every trained model is a candidate version at once; deploy later replaces it with merged weights.
-    store = runtime.context.store()
-    try:
+    with runtime.context.store() as store:
         store.register_model(version_name(base.name, runtime.context.run_id), base=base.name,
                              kind="full" if config.method == "full" else "adapter", path=result.weights_path,
                              run_id=runtime.context.run_id, dataset_id=state.dataset["dataset_id"],
                              config=config.to_dict(), metrics={"val_loss": result.best_val_loss})
-    finally:
-        store.close()
     return {"training": {**result.to_dict(), "config": config.to_dict(), "trial": state.choice}}

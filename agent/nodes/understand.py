@@ -50,11 +50,8 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         trace.decision("re-planned", "the plan was rejected with a reason", feedback=state.feedback)
     if problems:
         raise AgentError("Cannot act on this goal yet:\n- " + "\n- ".join(problems))
-    store = runtime.context.store()
-    try:
+    with runtime.context.store() as store:
         lessons = store.lessons(limit=20)
-    finally:
-        store.close()
     hardware = trace.tool("detect_hardware", estimate.detect_hardware)
     stats = trace.tool("source_stats", estimate.source_stats, spec["sources"])
     # Documents become a few questions per ~300-word passage; each example is ~150 tokens.

@@ -41,6 +41,15 @@ def test_run_lifecycle_and_events_in_order(tmp_path: Path) -> None:
         store.run(999)
 
 
+def test_store_as_context_manager_closes_and_keeps_committed_rows(tmp_path: Path) -> None:
+    with Store(tmp_path / "a.db") as store:
+        run_id = store.create_run("goal", "auto")
+    with pytest.raises(sqlite3.ProgrammingError):
+        store.runs()  # the connection is closed
+    with Store(tmp_path / "a.db") as reopened:
+        assert reopened.run(run_id)["goal"] == "goal"
+
+
 def test_promote_and_rollback_keep_exactly_one_production(tmp_path: Path) -> None:
     store = Store(tmp_path / "a.db")
     for name in ("v1", "v2"):
