@@ -11,7 +11,7 @@ from tools.errors import ToolError
 
 METHODS = ("lora", "qlora", "full")
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pytest
 
 from tools.errors import ToolError
 from tools.train import RESULT_FILE, estimate, load_result, select_backend, train
-from tools.train_config import TrainConfig, preset_names
+from tools.train_config import PRESETS_DIR, TrainConfig, preset_names
 from tools.train_progress import progress_line
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,7 +92,7 @@ def test_full_fine_tune_ignores_lora_rank():
 def test_every_preset_loads_and_opens_with_its_command(name):
     import torch
 
-    path = REPO / "presets" / f"{name}.yaml"
+    path = PRESETS_DIR / f"{name}.yaml"
     assert path.read_text().startswith("# Run: ")
     if name.startswith("qlora") and not torch.cuda.is_available():
         with pytest.raises(ToolError, match="CUDA"):
