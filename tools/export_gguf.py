@@ -1,0 +1,325 @@
+"""GGUF export of a Llama-family HF folder (llama.cpp, Ollama, LM Studio): metadata, tensor names, quantisation."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tools.errors import ToolError
+from tools.models import CACHE_MARKER
+
+if TYPE_CHECKING:
+    import gguf
+    import numpy as np
+
+GGUF_QUANTS = ("f32", "f16", "q8_0", "q4_k_m")
+# q8_0: within ~0.5% of the float weights, half the size of f16, fast on CPUs, and written without llama.cpp.
+DEFAULT_GGUF_QUANT = "q8_0"
+# Keys the writer sets itself, or that must describe the new file rather than the original one.
+_REWRITTEN_KEYS = ("general.architecture", "general.file_type", "general.quantization_version", "general.name",
+                   "tokenizer.chat_template")
+# llama.cpp names its pre-tokenizers; these are the tokenizer.json pre_tokenizer shapes we can name for sure.
+_PRE_TOKENIZERS = {
+    (("ByteLevel", True),): "gpt2",
+    (("Digits", True), ("ByteLevel", True)): "smollm",
+}
+_GENERATION_MARKERS = re.compile(r"\{%-?\s*(?:end)?generation\s*-?%\}")
+Progress = Callable[[int, int], None]
+
+
+def plain_chat_template(template: str) -> str:
+    """The template without transformers' `{% generation %}` markers, which other Jinja engines reject."""
+    return _GENERATION_MARKERS.sub("", template)
+
+
+def hf_chat_template(hf_dir: Path) -> str | None:
+    """The chat template a saved tokenizer carries (transformers 5 writes chat_template.jinja)."""
+    if (hf_dir / "chat_template.jinja").is_file():
+        return (hf_dir / "chat_template.jinja").read_text(encoding="utf-8")
+    config = hf_dir / "tokenizer_config.json"
+    template = json.loads(config.read_text()).get("chat_template") if config.is_file() else None
+    return template if isinstance(template, str) else None
+
+
+def original_gguf(base_dir: Path) -> Path | None:
+    """The GGUF file a cached base was converted from (its marker names it), if it is still there."""
+    marker = Path(base_dir) / CACHE_MARKER
+    if not marker.is_file():
+        return None
+    source = json.loads(marker.read_text()).get("source")
+    return Path(source) if source and source.endswith(".gguf") and Path(source).is_file() else None
+
+
+def write_gguf(hf_dir: Path, out_file: Path, *, quant: str, name: str, template: Path | None = None,
+               progress: Progress | None = None) -> Path:
+    """Write the weights of `hf_dir` as one GGUF file at `out_file` (atomically).
+
+    With `template` (the GGUF the base came from) its metadata is kept: hparams, vocabulary, merges,
+    pre-tokenizer and special ids stay exactly what llama.cpp knew. Without it they come from the HF
+    config and tokenizer.json, for Llama models whose GPT-2-style BPE pre-tokenizer we can name.
+    """
+    import gguf
+
+    if quant not in GGUF_QUANTS:
+        raise ToolError(f"Unknown GGUF quantisation {quant!r}: use one of {', '.join(GGUF_QUANTS)}.")
+    config = json.loads((hf_dir / "config.json").read_text())
+    if config.get("model_type") != "llama":
+        raise ToolError(f"GGUF export supports Llama-architecture models; {hf_dir} is "
+                        f"{config.get('model_type')!r}. Export with --format hf and convert it with llama.cpp's "
+                        "convert_hf_to_gguf.py.")
+    if quant == "q4_k_m":
+        return _write_q4_k_m(hf_dir, out_file, name=name, template=template, progress=progress)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_file.name}.", suffix=".tmp", dir=out_file.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        writer = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
+        if template is not None:
+            _copy_metadata(writer, template, config)
+        else:
+            _metadata_from_hf(writer, hf_dir, config)
+        writer.add_name(name)
+        writer.add_file_type(_FILE_TYPES[quant])
+        if quant != "f32":
+            writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+        template_text = hf_chat_template(hf_dir)
+        if template_text:
+            writer.add_chat_template(plain_chat_template(template_text))
+        elif template is not None:
+            _copy_field(writer, gguf.GGUFReader(template), "tokenizer.chat_template")
+        _write_tensors(writer, hf_dir, config, quant, progress)
+        writer.close()
+        tmp.chmod(0o644)  # mkstemp's 0600 would hide the model from a server running as another user
+        os.replace(tmp, out_file)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out_file
+
+
+_FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7, "q4_k_m": 15}  # gguf.LlamaFileType values
+
+
+def _copy_field(writer: gguf.GGUFWriter, reader: gguf.GGUFReader, key: str) -> None:
+    import gguf
+
+    field = reader.get_field(key)
+    if field is not None:
+        sub_type = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(key, field.contents(), field.types[0], sub_type=sub_type)
+
+
+def _copy_metadata(writer: gguf.GGUFWriter, template: Path, config: dict[str, Any]) -> None:
+    import gguf
+
+    reader = gguf.GGUFReader(template)
+    if reader.get_field("general.architecture").contents() != "llama":
+        raise ToolError(f"{template} is not a llama GGUF; export with --format hf and convert that folder with "
+                        "llama.cpp's convert_hf_to_gguf.py.")
+    expected = {"llama.block_count": config["num_hidden_layers"], "llama.embedding_length": config["hidden_size"],
+                "llama.feed_forward_length": config["intermediate_size"],
+                "llama.attention.head_count": config["num_attention_heads"],
+                "llama.attention.head_count_kv": config.get("num_key_value_heads", config["num_attention_heads"])}
+    tokens = reader.get_field("tokenizer.ggml.tokens")
+    expected_vocab = {"tokens": len(tokens.data) if tokens else None, "config": config["vocab_size"]}
+    for key, value in expected.items():
+        field = reader.get_field(key)
+        if field is None or field.contents() != value:
+            raise ToolError(f"The weights do not fit the base's GGUF {template.name}: {key} is "
+                            f"{field.contents() if field else None} there and {value} in config.json.")
+    if expected_vocab["tokens"] != expected_vocab["config"]:
+        raise ToolError(f"The vocabulary changed ({expected_vocab['config']} tokens, the base GGUF has "
+                        f"{expected_vocab['tokens']}): export with --format hf and convert it with llama.cpp.")
+    for key in reader.fields:
+        if not key.startswith("GGUF.") and key not in _REWRITTEN_KEYS:
+            _copy_field(writer, reader, key)
+
+
+def _pre_tokenizer(tokenizer_json: dict[str, Any]) -> str | None:
+    pre = tokenizer_json.get("pre_tokenizer") or {}
+    steps = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+    shape = tuple((s.get("type"), bool(s.get("use_regex", s.get("individual_digits", False)))) for s in steps)
+    return _PRE_TOKENIZERS.get(shape)
+
+
+def _metadata_from_hf(writer: gguf.GGUFWriter, hf_dir: Path, config: dict[str, Any]) -> None:
+    import gguf
+
+    tokenizer_file = hf_dir / "tokenizer.json"
+    tokenizer_json = json.loads(tokenizer_file.read_text()) if tokenizer_file.is_file() else {}
+    model = tokenizer_json.get("model", {})
+    pre = _pre_tokenizer(tokenizer_json)
+    if model.get("type") != "BPE" or model.get("byte_fallback") or pre is None:
+        raise ToolError(
+            f"{hf_dir} has no GGUF it came from and its tokenizer is not a GPT-2-style byte-level BPE that ingrain "
+            "can describe to llama.cpp exactly. GGUF export works for the built-in smollm2-135m and anything "
+            "trained from it, and for Llama models with a plain byte-level BPE tokenizer. For this one, run "
+            "`ingrain models export NAME --format hf --out DIR`, then llama.cpp's "
+            "`python convert_hf_to_gguf.py DIR --outtype q8_0`.")
+    n_vocab = int(config["vocab_size"])
+    tokens = [f"[PAD{i}]" for i in range(n_vocab)]
+    types = [gguf.TokenType.UNUSED] * n_vocab
+    for text, token_id in model["vocab"].items():
+        if token_id < n_vocab:
+            tokens[token_id], types[token_id] = text, gguf.TokenType.NORMAL
+    for added in tokenizer_json.get("added_tokens", []):
+        if added["id"] < n_vocab:
+            tokens[added["id"]] = added["content"]
+            types[added["id"]] = gguf.TokenType.CONTROL if added.get("special") else gguf.TokenType.USER_DEFINED
+    heads = int(config["num_attention_heads"])
+    head_dim = int(config.get("head_dim") or config["hidden_size"] // heads)
+    rope = config.get("rope_parameters") or {}
+    if rope.get("rope_type", "default") != "default" or config.get("rope_scaling"):
+        raise ToolError(f"{hf_dir} uses RoPE scaling ({rope.get('rope_type') or config.get('rope_scaling')}), "
+                        "which ingrain does not write into GGUF: export with --format hf and convert it with "
+                        "llama.cpp's convert_hf_to_gguf.py.")
+    writer.add_context_length(int(config["max_position_embeddings"]))
+    writer.add_embedding_length(int(config["hidden_size"]))
+    writer.add_block_count(int(config["num_hidden_layers"]))
+    writer.add_feed_forward_length(int(config["intermediate_size"]))
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(int(config.get("num_key_value_heads") or heads))
+    writer.add_rope_dimension_count(head_dim)
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
+    writer.add_rope_freq_base(float(rope.get("rope_theta", config.get("rope_theta", 10000.0))))
+    writer.add_layer_norm_rms_eps(float(config["rms_norm_eps"]))
+    writer.add_vocab_size(n_vocab)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre(pre)
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    special = gguf.SpecialVocab(hf_dir, load_merges=True, n_vocab=n_vocab)
+    special.chat_template = None  # written by the caller, without generation markers
+    special.add_to_gguf(writer, quiet=True)
+    if "bos" not in special.add_special_token:
+        # Say it either way: llama.cpp's default for BPE vocabularies differs between pre-tokenizers.
+        tokenizer_config = hf_dir / "tokenizer_config.json"
+        add_bos = json.loads(tokenizer_config.read_text()).get("add_bos_token") if tokenizer_config.is_file() else None
+        writer.add_add_bos_token(bool(add_bos))
+
+
+def _hf_tensors(hf_dir: Path) -> Iterator[tuple[str, Path, tuple[int, ...]]]:
+    """(name, file, shape) of every tensor in the folder's safetensors files, read from their headers only."""
+    from safetensors import safe_open
+
+    files = sorted(hf_dir.glob("*.safetensors"))
+    if not files:
+        raise ToolError(f"{hf_dir} has no *.safetensors weights to export.")
+    for file in files:
+        with safe_open(str(file), framework="pt") as handle:
+            names = list(handle.keys())
+            shapes = [tuple(handle.get_slice(name).get_shape()) for name in names]
+        yield from ((name, file, shape) for name, shape in zip(names, shapes, strict=True))
+
+
+def _read_tensor(file: Path, key: str) -> np.ndarray:
+    import torch
+    from safetensors import safe_open
+
+    with safe_open(str(file), framework="pt") as handle:
+        return handle.get_tensor(key).to(torch.float32).numpy()
+
+
+def permute_for_gguf(weights: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp's Q/K row order: the inverse of the permutation transformers undoes when it loads a GGUF."""
+    rows = weights.shape[0]
+    return (weights.reshape(n_head, 2, rows // n_head // 2, *weights.shape[1:])
+            .swapaxes(1, 2).reshape(weights.shape))
+
+
+def _plan(hf_dir: Path, config: dict[str, Any]) -> list[tuple[str, str, Path, tuple[int, ...]]]:
+    """(gguf name, hf name, file, shape) for each tensor to write."""
+    import gguf
+
+    name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, int(config["num_hidden_layers"]))
+    tied = bool(config.get("tie_word_embeddings", False))
+    plan = []
+    for hf_name, file, shape in _hf_tensors(hf_dir):
+        if hf_name.endswith("rotary_emb.inv_freq") or (tied and hf_name == "lm_head.weight"):
+            continue
+        gguf_name = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if gguf_name is None:
+            raise ToolError(f"No GGUF name for tensor {hf_name} of {hf_dir}: export with --format hf and convert "
+                            "it with llama.cpp's convert_hf_to_gguf.py.")
+        plan.append((gguf_name, hf_name, file, shape))
+    return plan
+
+
+def _target_type(quant: str, shape: tuple[int, ...]) -> gguf.GGMLQuantizationType:
+    import gguf
+
+    kind = gguf.GGMLQuantizationType
+    if len(shape) < 2 or quant == "f32":
+        return kind.F32  # norms stay f32, as llama.cpp writes them
+    if quant == "q8_0" and shape[-1] % gguf.GGML_QUANT_SIZES[kind.Q8_0][0] == 0:
+        return kind.Q8_0
+    return kind.F16
+
+
+def _write_tensors(writer: gguf.GGUFWriter, hf_dir: Path, config: dict[str, Any], quant: str,
+                   progress: Progress | None) -> None:
+    import gguf
+    import numpy as np
+
+    heads = int(config["num_attention_heads"])
+    kv_heads = int(config.get("num_key_value_heads") or heads)
+    plan = _plan(hf_dir, config)
+    types = {}
+    # Header first: every tensor's name, shape and type; the data is then converted one tensor at a time.
+    for gguf_name, _, _, shape in plan:
+        qtype = types[gguf_name] = _target_type(quant, shape)
+        nbytes = int(np.prod(gguf.quant_shape_to_byte_shape(shape, qtype)))
+        writer.add_tensor_info(gguf_name, shape, np.dtype(np.float32), nbytes, raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    for done, (gguf_name, hf_name, file, _) in enumerate(plan, 1):
+        data = _read_tensor(file, hf_name)
+        if gguf_name.endswith("attn_q.weight"):
+            data = permute_for_gguf(data, heads)
+        elif gguf_name.endswith("attn_k.weight"):
+            data = permute_for_gguf(data, kv_heads)
+        qtype = types[gguf_name]
+        if qtype == gguf.GGMLQuantizationType.F32:
+            data = np.ascontiguousarray(data, dtype=np.float32)
+        elif qtype == gguf.GGMLQuantizationType.F16:
+            data = np.ascontiguousarray(data, dtype=np.float16)
+        else:
+            data = gguf.quants.quantize(np.ascontiguousarray(data, dtype=np.float32), qtype)
+        writer.write_tensor_data(data)
+        if progress:
+            progress(done, len(plan))
+
+
+def _write_q4_k_m(hf_dir: Path, out_file: Path, *, name: str, template: Path | None,
+                  progress: Progress | None) -> Path:
+    """Q4_K_M needs llama.cpp's k-quant search: write f16, then quantise it with llama-cpp-python."""
+    try:
+        import llama_cpp
+    except ImportError:
+        raise ToolError("--quant q4_k_m needs llama.cpp's quantiser: `pip install llama-cpp-python` (it builds "
+                        "llama.cpp), or export with --quant q8_0 (no extra install) and run llama.cpp's "
+                        "`llama-quantize MODEL.gguf MODEL-Q4_K_M.gguf Q4_K_M` where it is installed.") from None
+    import ctypes
+
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_file.parent, prefix=f".{out_file.name}.") as scratch:
+        f16 = write_gguf(hf_dir, Path(scratch) / "f16.gguf", quant="f16", name=name, template=template,
+                         progress=progress)
+        quantized = Path(scratch) / "q4_k_m.gguf"
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M
+        params.nthread = os.cpu_count() or 1
+        code = llama_cpp.llama_model_quantize(str(f16).encode(), str(quantized).encode(), ctypes.byref(params))
+        if code != 0 or not quantized.is_file():
+            raise ToolError(f"llama.cpp could not quantise {name} to Q4_K_M (code {code}); "
+                            "--quant q8_0 writes a file without llama.cpp.")
+        os.replace(quantized, out_file)
+    return out_file
