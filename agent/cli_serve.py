@@ -30,13 +30,18 @@ def serve(
                                              "replies: none | redacted | full.")] = "redacted",
     queue_size: Annotated[int, typer.Option("--queue-size", help="Requests that may wait; more get 429.")]
     = 32,
+    backend: Annotated[str, typer.Option("--backend", help="auto (llama.cpp when llama-cpp-python is installed "
+                                         "and the model has a GGUF copy) | llamacpp | torch.")] = "auto",
+    max_batch: Annotated[int, typer.Option("--max-batch", help="Requests decoded together with llama.cpp.")]
+    = 8,
 ) -> None:
     """Serve the model on an OpenAI-compatible endpoint (POST /v1/chat/completions, GET /v1/models)."""
     from tools.serve import build_server
     from tools.serve_config import ServeConfig
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    config = ServeConfig(model=model, host=host, port=port, log_content=log_content, queue_size=queue_size)
+    config = ServeConfig(model=model, host=host, port=port, log_content=log_content, queue_size=queue_size,
+                         backend=backend, max_batch=max_batch)
     server = build_server(config)
     Console(stderr=True).print(f"OpenAI-compatible endpoint on http://{host}:{port}/v1; Ctrl-C or SIGTERM "
                                "stops it after open requests finish.", highlight=False)

@@ -42,14 +42,15 @@ def build_server(config: ServeConfig, workspace: Workspace | None = None,
     from tools.serve_models import ModelSlot
 
     ws = (workspace or Workspace.from_env()).ensure()
-    slot = ModelSlot(ws.db_path, config.model, check_seconds=config.swap_check_seconds)
+    slot = ModelSlot(ws.db_path, config.model, check_seconds=config.swap_check_seconds,
+                     options=config.runner_options)
     warning = check_bind(config, slot.store)
     if warning:
         log.warning(warning)
     started = time.time()
     loaded = slot.load_initial()
-    log.info("serving %s (%s, context %d) loaded in %.1fs", loaded.name, loaded.kind, loaded.context_length,
-             time.time() - started)
+    log.info("serving %s (%s, %s, context %d) loaded in %.1fs", loaded.name, loaded.kind, loaded.backend,
+             loaded.context_length, time.time() - started)
     app = create_app(config, ws.db_path, slot)
     # SIGTERM/SIGINT make uvicorn stop accepting, finish open requests, then run the lifespan shutdown
     # that drains the generation queue and flushes the usage log.

@@ -199,7 +199,8 @@ def create_app(config: ServeConfig, db_path: Path, slot: ModelSlot) -> FastAPI:
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         current = slot.current
-        return {"status": "ok", "model": current.name if current else None, "waiting": state.engine.waiting,
+        return {"status": "ok", "model": current.name if current else None,
+                "backend": current.backend if current else None, "waiting": state.engine.waiting,
                 "swaps": slot.swaps, "usage_rows_dropped": state.writer.dropped}
 
     @app.get("/v1/models")

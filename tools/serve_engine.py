@@ -77,49 +77,91 @@ def _safe_end(text: str, stops: tuple[str, ...]) -> int:
     return end
 
 
+class Decoding:
+    """One reply being generated: samples each token, finds the end, and emits text as it becomes safe to send."""
+
+    def __init__(self, loaded: LoadedModel, prompt_ids: list[int], params: SamplingParams,
+                 emit: Callable[[str], None] = lambda _: None) -> None:
+        import torch
+
+        self.loaded, self.params, self.emit = loaded, params, emit
+        self.result = GenerationResult(prompt_tokens=len(prompt_ids), started=time.time(), finish_reason="length")
+        self.budget = min(params.max_tokens, loaded.context_length - len(prompt_ids))
+        self.generator = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
+        self.text_ids: list[int] = []
+        self.text, self.sent = "", 0
+        self.done = self.budget <= 0
+
+    def push(self, logits: Any) -> int | None:
+        """Sample the next token from `logits`; the token to feed back, or None when the reply is complete."""
+        import torch
+
+        if self.done:
+            return None
+        if not isinstance(logits, torch.Tensor):
+            logits = torch.from_numpy(logits)
+        token = _sample(logits, self.params, self.generator)
+        result = self.result
+        result.completion_tokens += 1
+        if result.ttft_s is None:
+            result.ttft_s = time.time() - result.started
+        if token in self.loaded.eos_ids:
+            return self._end("stop")
+        self.text_ids.append(token)
+        self.text = self.loaded.tokenizer.decode(self.text_ids, skip_special_tokens=True)
+        hits = [i for i in (self.text.find(s, max(0, self.sent - len(s))) for s in self.params.stop) if i >= 0]
+        if hits:
+            self.text = self.text[:min(hits)]
+            return self._end("stop")
+        end = _safe_end(self.text, self.params.stop)
+        if end > self.sent:
+            self.emit(self.text[self.sent:end])
+            self.sent = end
+        if result.completion_tokens >= self.budget:
+            return self._end("length")
+        return token
+
+    def cancel(self) -> None:
+        """The client went away: keep only what was sent."""
+        self.result.status, self.result.finish_reason = "client_disconnected", None
+        self.done = True
+
+    def _end(self, reason: str) -> None:
+        self.result.finish_reason = reason
+        self.done = True
+        return None
+
+    def finish(self) -> GenerationResult:
+        """Emit what was held back (unless cancelled) and close the result."""
+        result = self.result
+        if len(self.text) > self.sent and result.status == "ok":
+            self.emit(self.text[self.sent:])
+        result.text = self.text if result.status == "ok" else self.text[:self.sent]
+        result.finished = time.time()
+        return result
+
+
 def generate(loaded: LoadedModel, prompt_ids: list[int], params: SamplingParams, *,
              emit: Callable[[str], None] = lambda _: None,
              cancelled: Callable[[], bool] = lambda: False) -> GenerationResult:
     """Generate one reply token by token with the KV cache, calling `emit` with each new piece of text."""
-    import torch
-
-    result = GenerationResult(prompt_tokens=len(prompt_ids), started=time.time())
-    tokenizer, model = loaded.tokenizer, loaded.model
-    budget = min(params.max_tokens, loaded.context_length - len(prompt_ids))
-    generator = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
-    text_ids: list[int] = []
-    text, sent = "", 0
-    result.finish_reason = "length"
-    with torch.inference_mode():
-        out = model(input_ids=torch.tensor([prompt_ids]), use_cache=True)
-        for _ in range(budget):
+    decoding = Decoding(loaded, prompt_ids, params, emit)
+    if decoding.done:
+        return decoding.finish()
+    runner = loaded.runner
+    handle, logits = runner.start(prompt_ids)
+    try:
+        while True:
             if cancelled():
-                result.status, result.finish_reason = "client_disconnected", None
+                decoding.cancel()
                 break
-            token = _sample(out.logits[0, -1], params, generator)
-            result.completion_tokens += 1
-            if result.ttft_s is None:
-                result.ttft_s = time.time() - result.started
-            if token in loaded.eos_ids:
-                result.finish_reason = "stop"
+            token = decoding.push(logits)
+            if token is None:
                 break
-            text_ids.append(token)
-            text = tokenizer.decode(text_ids, skip_special_tokens=True)
-            hits = [i for i in (text.find(s, max(0, sent - len(s))) for s in params.stop) if i >= 0]
-            if hits:
-                text = text[:min(hits)]
-                result.finish_reason = "stop"
-                break
-            end = _safe_end(text, params.stop)
-            if end > sent:
-                emit(text[sent:end])
-                sent = end
-            out = model(input_ids=torch.tensor([[token]]), past_key_values=out.past_key_values, use_cache=True)
-    if len(text) > sent and result.status == "ok":
-        emit(text[sent:])
-    result.text = text if result.status == "ok" else text[:sent]
-    result.finished = time.time()
-    return result
+            logits = runner.step([(handle, token)])[0]
+    finally:
+        runner.release(handle)
+    return decoding.finish()
 
 
 @dataclass
@@ -151,8 +193,23 @@ class GenerationJob:
             self.loop.call_soon_threadsafe(self.events.put_nowait, item)
 
 
+@dataclass
+class _Live:
+    """A job whose sequence is in the runner's cache."""
+
+    job: GenerationJob
+    decoding: Decoding
+    handle: Any = None
+    logits: Any = None
+
+
 class Engine:
-    """One worker thread runs jobs in arrival order (one model, two cores: batching would not pay here).
+    """One worker thread decodes every admitted job, batching the live sequences of each model.
+
+    Each step samples one token for every live sequence and then runs one forward pass per model for all
+    of them (continuous batching: a job joins or leaves between steps). How many sequences a model keeps
+    live is its runner's `max_batch` (8 with llama.cpp, 1 with PyTorch); the rest wait in arrival order.
+    A hot swap needs nothing special: each job keeps the model it was admitted with.
 
     Admission is bounded: `submit` raises QueueFull when `queue_size` jobs are already waiting.
     """
@@ -161,9 +218,12 @@ class Engine:
         self.threads = threads
         self._queue: queue.Queue[GenerationJob | None] = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._run, name="ingrain-generate", daemon=True)
+        self._held: GenerationJob | None = None
         self.completed = 0
         self.avg_job_seconds = 1.0
         """Moving average of job run time, for Retry-After."""
+        self.max_live = 0
+        """Most sequences decoded in one step so far."""
 
     def start(self) -> Engine:
         self._thread.start()
@@ -171,7 +231,7 @@ class Engine:
 
     @property
     def waiting(self) -> int:
-        return self._queue.qsize()
+        return self._queue.qsize() + (self._held is not None)
 
     def submit(self, job: GenerationJob) -> None:
         try:
@@ -180,7 +240,7 @@ class Engine:
             raise QueueFull from None
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Finish the running job and anything queued, then end the worker."""
+        """Finish the running jobs and anything queued, then end the worker."""
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout)
@@ -192,24 +252,99 @@ class Engine:
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads or previous)
         try:
-            while (job := self._queue.get()) is not None:
-                self._run_job(job)
+            self._loop()
         finally:
             torch.set_num_threads(previous)
 
-    def _run_job(self, job: GenerationJob) -> None:
-        if job.cancelled:
-            result = GenerationResult(status="client_disconnected", prompt_tokens=len(job.prompt_ids),
-                                      started=time.time(), finished=time.time())
-        else:
+    def _loop(self) -> None:
+        live: list[_Live] = []
+        stopping = False
+        while True:
+            stopping = self._admit(live, stopping)
+            if not live:
+                if stopping:
+                    return
+                continue
+            self.max_live = max(self.max_live, len(live))
+            feed: list[tuple[_Live, int]] = []
+            for item in live:
+                if item.job.cancelled:
+                    item.decoding.cancel()
+                    token = None
+                else:
+                    token = item.decoding.push(item.logits)
+                if token is None:
+                    self._finish(item)
+                else:
+                    feed.append((item, token))
+            live = self._step(feed)
+
+    def _admit(self, live: list[_Live], stopping: bool) -> bool:
+        """Start queued jobs while their model has room; block for one only when nothing is live."""
+        while not stopping:
+            if self._held is None:
+                try:
+                    job = self._queue.get(block=not live)
+                except queue.Empty:
+                    break
+                if job is None:
+                    return True
+                self._held = job
+            job = self._held
+            runner = job.loaded.runner
+            if not job.cancelled and sum(item.job.loaded.runner is runner for item in live) >= runner.max_batch:
+                break
+            self._held = None
+            item = _Live(job, Decoding(job.loaded, job.prompt_ids, job.params,
+                                       emit=lambda piece, job=job: job._send(("delta", piece))))
+            if job.cancelled:
+                item.decoding.cancel()
+                self._finish(item)
+                continue
+            if item.decoding.done:
+                self._finish(item)
+                continue
             try:
-                result = generate(job.loaded, job.prompt_ids, job.params,
-                                  emit=lambda piece: job._send(("delta", piece)),
-                                  cancelled=lambda: job.cancelled)
+                item.handle, item.logits = runner.start(job.prompt_ids)
             except Exception as exc:
-                log.exception("generation failed for %s", job.id)
-                result = GenerationResult(status="error", error=f"{type(exc).__name__}: {exc}",
-                                          prompt_tokens=len(job.prompt_ids), finished=time.time())
+                self._fail([item], exc)
+                continue
+            live.append(item)
+        return stopping
+
+    def _step(self, feed: list[tuple[_Live, int]]) -> list[_Live]:
+        """One forward pass per model for every sequence that goes on; the ones still live."""
+        groups: dict[int, list[tuple[_Live, int]]] = {}
+        for item, token in feed:
+            groups.setdefault(id(item.job.loaded.runner), []).append((item, token))
+        live = []
+        for group in groups.values():
+            runner = group[0][0].job.loaded.runner
+            try:
+                logits = runner.step([(item.handle, token) for item, token in group])
+            except Exception as exc:
+                self._fail([item for item, _ in group], exc)
+                continue
+            for (item, _), row in zip(group, logits, strict=True):
+                item.logits = row
+                live.append(item)
+        return live
+
+    def _fail(self, items: list[_Live], exc: Exception) -> None:
+        log.exception("generation failed for %s", ", ".join(item.job.id for item in items), exc_info=exc)
+        for item in items:
+            item.decoding.result.status = "error"
+            item.decoding.result.error = f"{type(exc).__name__}: {exc}"
+            item.decoding.result.finish_reason = None
+            self._finish(item)
+
+    def _finish(self, item: _Live) -> None:
+        if item.handle is not None:
+            with contextlib.suppress(Exception):
+                item.job.loaded.runner.release(item.handle)
+            item.handle = None
+        result = item.decoding.finish()
+        job = item.job
         self.completed += 1
         if result.started and result.finished:
             self.avg_job_seconds = 0.8 * self.avg_job_seconds + 0.2 * (result.finished - result.started)

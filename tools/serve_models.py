@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -12,11 +13,33 @@ from typing import Any
 from memory.errors import StoreError
 from memory.store import Store
 from tools.errors import ToolError
-from tools.models import DEFAULT_BASE, load_model, load_tokenizer, resolve_base
+from tools.models import DEFAULT_BASE, load_model, load_tokenizer, resolve_base, smollm2_gguf_path
 
 log = logging.getLogger("ingrain.serve")
 
 RETRY_FAILED_LOAD_SECONDS = 30.0
+
+
+BACKENDS = ("auto", "llamacpp", "torch")
+GGUF_FILE = "model.gguf"
+"""A version's GGUF copy, beside its `model/` folder (written at deploy when llama.cpp is installed)."""
+LLAMACPP_CONTEXT = 4096
+"""Tokens of KV cache per llama.cpp sequence (SmolLM2: 23 KB each, so 8 sequences take 750 MB)."""
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    """How loaded models run: which backend and how many sequences llama.cpp decodes together."""
+
+    backend: str = "auto"
+    """auto = llama.cpp when it is installed and the model has a GGUF file, else torch."""
+    max_batch: int = 8
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ToolError(f"--backend {self.backend!r} is not one of {', '.join(BACKENDS)}.")
+        if not 1 <= self.max_batch <= 64:
+            raise ToolError(f"--max-batch {self.max_batch} must be within 1-64.")
 
 
 @dataclass(frozen=True)
@@ -28,17 +51,24 @@ class LoadedModel:
     kind: str
     """base | adapter | merged | full."""
     model: Any
+    """The transformers model (None when llama.cpp runs the GGUF copy instead)."""
     tokenizer: Any
     context_length: int
     """Longest prompt + completion, in tokens."""
     eos_ids: frozenset[int]
     """Token ids that end a reply."""
+    runner: Any = None
+    """The Runner that computes next-token logits (tools/serve_runner.py)."""
     created: int = field(default_factory=lambda: int(time.time()))
 
+    @property
+    def backend(self) -> str:
+        return self.runner.backend if self.runner is not None else "none"
 
-def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+
+def _eos_ids(generation_config: Any, tokenizer: Any) -> frozenset[int]:
     ids: set[int] = set()
-    configured = model.generation_config.eos_token_id if model.generation_config else None
+    configured = generation_config.eos_token_id if generation_config is not None else None
     for value in (configured, tokenizer.eos_token_id):
         if isinstance(value, int):
             ids.add(value)
@@ -50,52 +80,103 @@ def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
     return frozenset(ids)
 
 
-def _finish(name: str, kind: str, model: Any, tokenizer: Any) -> LoadedModel:
+def _load(name: str, kind: str, folder: Path, tokenizer_dir: Path, gguf: Path | None, options: RunnerOptions, *,
+          adapter: Path | None = None, context_cap: int | None = None) -> LoadedModel:
+    """Load for serving: llama.cpp on the GGUF copy when chosen, else the transformers weights."""
+    from tools.serve_llamacpp import LlamaCppRunner, llamacpp_available
+    from tools.serve_runner import TorchRunner
+    from tools.threads import usable_cores
+
+    tokenizer = load_tokenizer(tokenizer_dir)
+    config = json.loads((folder / "config.json").read_text())
+    context = int(config.get("max_position_embeddings") or 2048)
+    if context_cap:
+        context = min(context, context_cap)
+    use_llamacpp = options.backend == "llamacpp" or (options.backend == "auto" and gguf is not None
+                                                     and llamacpp_available())
+    if use_llamacpp:
+        if not llamacpp_available():
+            raise ToolError("--backend llamacpp needs llama-cpp-python: pip install 'ingrain-agent[llamacpp]'.")
+        if gguf is None:
+            raise ToolError(f"{name} has no GGUF copy for llama.cpp: run `ingrain models export {name} --format "
+                            f"gguf`, or serve it with --backend torch.")
+        from transformers import GenerationConfig
+
+        try:
+            generation = GenerationConfig.from_pretrained(folder)
+        except OSError:
+            generation = None
+        context = min(context, LLAMACPP_CONTEXT)
+        runner = LlamaCppRunner(gguf, context_length=context, max_batch=options.max_batch, threads=usable_cores())
+        return LoadedModel(name, kind, None, tokenizer, context, _eos_ids(generation, tokenizer), runner)
+    model = load_model(folder)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     model.eval()
-    context = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
-    return LoadedModel(name, kind, model, tokenizer, context, _eos_ids(model, tokenizer))
+    return LoadedModel(name, kind, model, tokenizer, context, _eos_ids(model.generation_config, tokenizer),
+                       TorchRunner(model))
 
 
-def load_version(row: dict[str, Any]) -> LoadedModel:
+def version_gguf(row: dict[str, Any]) -> Path | None:
+    """The GGUF copy of a registered version, if one was written."""
+    path = Path(row["path"])
+    candidate = path.parent / GGUF_FILE
+    return candidate if candidate.is_file() else None
+
+
+def base_gguf(base_name: str, folder: Path) -> Path | None:
+    """The GGUF file a base model came from: the packaged file for the default, or one the folder records."""
+    marker = folder / "ingrain-base.json"
+    if marker.is_file():
+        source = Path(json.loads(marker.read_text()).get("source", ""))
+        if source.suffix == ".gguf" and source.is_file():
+            return source
+    if base_name == DEFAULT_BASE:
+        return smollm2_gguf_path()
+    return None
+
+
+def load_version(row: dict[str, Any], options: RunnerOptions | None = None) -> LoadedModel:
     """Load a model-registry row: adapters are merged into their base once, so generation runs at full speed."""
+    options = options or RunnerOptions()
     path = Path(row["path"])
     if not path.exists():
         raise ToolError(f"Model version {row['name']} points at {path}, which is missing; "
                         "`ingrain models rollback` returns to the previous version.")
     if row["kind"] == "adapter":
-        from peft import PeftModel
-
         base = resolve_base(row["base"])
-        model = PeftModel.from_pretrained(load_model(base.path), str(path)).merge_and_unload()
         tokenizer_dir = path if (path / "tokenizer_config.json").is_file() else base.path
-        return _finish(row["name"], "adapter", model, load_tokenizer(tokenizer_dir))
-    return _finish(row["name"], row["kind"], load_model(path), load_tokenizer(path))
+        # An adapter has no GGUF copy of its own; llama.cpp would serve the base without it.
+        return _load(row["name"], "adapter", base.path, tokenizer_dir, None,
+                     RunnerOptions("torch", options.max_batch), adapter=path)
+    return _load(row["name"], row["kind"], path, path, version_gguf(row), options)
 
 
-def load_base(name: str | Path) -> LoadedModel:
+def load_base(name: str | Path, options: RunnerOptions | None = None) -> LoadedModel:
     """Load a base model by built-in name or folder (what the endpoint serves when nothing is deployed)."""
     base = resolve_base(name)
-    loaded = _finish(base.name, "base", load_model(base.path), load_tokenizer(base.path))
-    return LoadedModel(loaded.name, "base", loaded.model, loaded.tokenizer,
-                       min(loaded.context_length, base.context_length), loaded.eos_ids)
+    return _load(base.name, "base", base.path, base.path, base_gguf(base.name, base.path),
+                 options or RunnerOptions(), context_cap=base.context_length)
 
 
-def load_named(store: Store, name: str | None) -> LoadedModel:
+def load_named(store: Store, name: str | None, options: RunnerOptions | None = None) -> LoadedModel:
     """A registered version by name, else a base model name or folder; None means production or the default."""
     if name is None:
         row = store.production_model()
-        return load_version(row) if row else load_base(DEFAULT_BASE)
+        return load_version(row, options) if row else load_base(DEFAULT_BASE, options)
     try:
         row = store.model(name)
     except StoreError:
-        return load_base(name)
-    return load_version(row)
+        return load_base(name, options)
+    return load_version(row, options)
 
 
-def _load_production(db_path: Path) -> LoadedModel:
+def _load_production(db_path: Path, options: RunnerOptions) -> LoadedModel:
     # A thread of its own needs a connection of its own.
     with Store(db_path) as store:
-        return load_named(store, None)
+        return load_named(store, None, options)
 
 
 class ModelSlot:
@@ -106,8 +187,10 @@ class ModelSlot:
     Requests already admitted keep the `LoadedModel` they were given.
     """
 
-    def __init__(self, db_path: Path, pinned: str | None = None, *, check_seconds: float = 0.0) -> None:
+    def __init__(self, db_path: Path, pinned: str | None = None, *, check_seconds: float = 0.0,
+                 options: RunnerOptions | None = None) -> None:
         self.store = Store(db_path)
+        self.options = options or RunnerOptions()
         self.pinned = pinned
         self.check_seconds = check_seconds
         self.current: LoadedModel | None = None
@@ -117,7 +200,7 @@ class ModelSlot:
         self._failed: dict[str, float] = {}
 
     def load_initial(self) -> LoadedModel:
-        self.current = load_named(self.store, self.pinned)
+        self.current = load_named(self.store, self.pinned, self.options)
         return self.current
 
     def wanted(self) -> str:
@@ -139,7 +222,7 @@ class ModelSlot:
         async with self._lock:
             if wanted != self.current.name:
                 try:
-                    loaded = await asyncio.to_thread(_load_production, self.store.path)
+                    loaded = await asyncio.to_thread(_load_production, self.store.path, self.options)
                 except Exception as exc:
                     # Keep answering with the old version rather than failing every request.
                     self._failed[wanted] = time.monotonic()
