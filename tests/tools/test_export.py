@@ -19,7 +19,7 @@ from tools.chat import CHATML_TEMPLATE
 from tools.errors import ToolError
 from tools.export import EXPORT_MARKER, export_version
 from tools.export_gguf import original_gguf, permute_for_gguf, write_gguf
-from tools.models import CACHE_MARKER, load_model, load_tokenizer, smollm2_gguf_path
+from tools.models import CACHE_MARKER, load_model, load_tokenizer
 
 HI = [{"role": "user", "content": "write a summary of the paper"}]
 
@@ -165,8 +165,10 @@ def test_gguf_keeps_the_metadata_of_the_gguf_a_base_came_from(store, tiny_model_
     reader = gguf.GGUFReader(result.path)
     assert reader.get_field("general.license").contents() == "test-license"
     assert reader.get_field("general.name").contents() == "tiny-v4"
-    reloaded = _logits(_load_gguf(Path(result.path)), load_tokenizer(base))
-    assert torch.allclose(reloaded, _logits(_merged(base, adapter), load_tokenizer(base)), atol=1e-4)
+    tokenizer = load_tokenizer(base)
+    reloaded = _logits(_load_gguf(Path(result.path)), tokenizer)
+    assert torch.allclose(reloaded, _logits(_merged(base, adapter), tokenizer), atol=1e-4)
+    assert (reloaded - _logits(load_model(base), tokenizer)).abs().max() > 0.1  # the tuned weights, not the base's
 
 
 def test_refusals_say_what_to_do(store, tiny_model_dir, tmp_path) -> None:
@@ -231,20 +233,23 @@ def test_cli_export_prints_one_json_document_and_fails_clearly(store, tiny_model
 
 @pytest.mark.real_model
 def test_smollm2_lora_exports_to_gguf_with_the_tuned_weights(store, smollm2_dir, tmp_path) -> None:
-    import gguf
+    from peft import PeftModel
 
-    adapter = _adapter(smollm2_dir, tmp_path / "adapter", scale=0.02)
-    store.register_model("smollm2-135m-run1", base="smollm2-135m", kind="adapter", path=str(adapter))
-    result = export_version(store, "smollm2-135m-run1", "gguf", quant="f16", out=tmp_path)
-
-    packaged, exported = gguf.GGUFReader(smollm2_gguf_path()), gguf.GGUFReader(result.path)
-    for key in ("tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.pre", "llama.rope.freq_base",
-                "tokenizer.ggml.eos_token_id", "llama.attention.head_count_kv"):
-        assert exported.get_field(key).contents() == packaged.get_field(key).contents(), key
     tokenizer = load_tokenizer(smollm2_dir)
-    tuned = _logits(_merged(smollm2_dir, adapter), tokenizer)
-    base = _logits(load_model(smollm2_dir), tokenizer)
-    reloaded = _logits(_load_gguf(Path(result.path)), tokenizer)
+    adapter = _adapter(smollm2_dir, tmp_path / "adapter", scale=0.02)
+    tuned_model = PeftModel.from_pretrained(load_model(smollm2_dir), str(adapter)).eval()
+    tuned = _logits(tuned_model, tokenizer)
+    with tuned_model.disable_adapter():
+        base = _logits(tuned_model, tokenizer)
+    del tuned_model
+    store.register_model("smollm2-135m-run1", base="smollm2-135m", kind="adapter", path=str(adapter))
+
+    result = export_version(store, "smollm2-135m-run1", "gguf", quant="f16", out=tmp_path)
+    reloaded_model = _load_gguf(Path(result.path))
+    # The vocabulary and hparams came from the packaged GGUF, the weights from the merged adapter.
+    assert reloaded_model.config.rope_parameters["rope_theta"] == 100000.0
+    assert reloaded_model.config.num_key_value_heads == 3 and reloaded_model.config.vocab_size == 49152
+    reloaded = _logits(reloaded_model, tokenizer)
     # f16 rounding moves logits of magnitude ~40 by a few hundredths; the LoRA moves them by far more.
     assert (reloaded - tuned).abs().max() < 0.25
     assert (reloaded - base).abs().max() > 1.0 and (tuned - base).abs().max() > 1.0
