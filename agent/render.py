@@ -88,7 +88,8 @@ def render_gate(payload: dict[str, Any], console: Console) -> None:
         console.print(Panel("\n".join(lines), title="plan"))
     elif gate == "winner":
         sweep = payload.get("sweep") or {}
-        table = Table(title=f"sweep (winner {sweep.get('winner')}: {sweep.get('reason')})")
+        where = f", {sweep['executor']}" if sweep.get("executor") else ""
+        table = Table(title=f"sweep{where} (winner {sweep.get('winner')}: {sweep.get('reason')})")
         for column in ("trial", "config", "status", "val loss", "train loss", "metric", "tok/s", "wall"):
             table.add_column(column)
         for t in sweep.get("trials", []):

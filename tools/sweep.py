@@ -7,6 +7,7 @@ the objective is supplied and it disagrees with the loss ranking, the metric dec
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any
 from tools.errors import ToolError
 
 TRIAL_NAMES = "ABCDEFGH"
+RAY_ADDRESS_ENV = "INGRAIN_RAY_ADDRESS"
 # The levers that matter most for small models, in the order trials add them.
 GRID_CANDIDATES: list[dict[str, Any]] = [
     {"lr": 2e-4, "r": 16, "alpha": 16},   # the field's default recipe
@@ -45,6 +47,7 @@ class Trial:
     wall_seconds: float | None = None
     output_dir: str | None = None
     error: str | None = None
+    loss_curve: list[dict[str, Any]] = field(default_factory=list)  # the trainer's logged points, for the report
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,10 +59,11 @@ class SweepResult:
     winner: str | None
     reason: str
     ranking: list[str] = field(default_factory=list)
+    executor: str = "sequential"     # where the trials ran: "sequential" or "ray at ADDRESS"
 
     def to_dict(self) -> dict[str, Any]:
         return {"trials": [t.to_dict() for t in self.trials], "winner": self.winner, "reason": self.reason,
-                "ranking": self.ranking}
+                "ranking": self.ranking, "executor": self.executor}
 
 
 def default_grid(n_examples: int, *, k: int = 3, lessons: list[dict[str, Any]] | None = None,
@@ -105,33 +109,69 @@ def requested_overrides(text: str) -> dict[str, Any]:
 
 
 def run_sweep(grid: list[dict[str, Any]], run_trial: Callable[[Trial], Any],
-              score_fn: Callable[[Trial], float | None] | None = None, *, min_metric_gap: float = 0.1) -> SweepResult:
-    """Run each trial (one after another: two CPU cores fit one trainer), then rank them.
+              score_fn: Callable[[Trial], float | None] | None = None, *, min_metric_gap: float = 0.1,
+              address: str | None = None) -> SweepResult:
+    """Run each trial, then rank them.
 
     `run_trial` trains one configuration and returns a TrainResult-like object; `score_fn` rates a
-    finished trial on the objective's metric (higher is better) and may be None.
+    finished trial on the objective's metric (higher is better) and may be None. With a Ray cluster
+    `address` (default: $INGRAIN_RAY_ADDRESS) and ray[tune] installed, the trials run as one Ray Tune
+    experiment, in parallel where the cluster has room; otherwise one after another in this process
+    (two CPU cores fit one trainer).
     """
     trials = [Trial(g["name"], {k: v for k, v in g.items() if k != "name"}) for g in grid]
-    for trial in trials:
-        started = time.time()
-        try:
-            result = run_trial(trial)
-        except TrialDiverged as exc:
-            trial.status, trial.error = "diverged", str(exc)
-        except ToolError as exc:
-            trial.status, trial.error = "failed", str(exc)
-        else:
-            trial.status = "ok"
-            trial.val_loss = _finite(getattr(result, "best_val_loss", None) or getattr(result, "final_val_loss", None))
-            trial.train_loss = _finite(getattr(result, "final_train_loss", None))
-            trial.tokens_per_s = getattr(result, "tokens_per_s", None)
-            trial.output_dir = str(getattr(result, "output_dir", "") or "")
-            if trial.val_loss is None:
-                trial.status, trial.error = "diverged", "validation loss is not finite"
-            elif score_fn is not None:
-                trial.metric = score_fn(trial)
-        trial.wall_seconds = round(time.time() - started, 1)
-    return rank(trials, min_metric_gap=min_metric_gap)
+    address = ray_address() if address is None else address.strip() or None
+    if address and ray_installed():
+        from tools.sweep_ray import run_trials_on_ray
+
+        trials = run_trials_on_ray(trials, run_trial, score_fn, address)
+        executor = f"ray at {address}"
+    else:
+        for trial in trials:
+            run_one(trial, run_trial, score_fn)
+        executor = "sequential" if not address else (
+            f"sequential ({RAY_ADDRESS_ENV}={address} but ray[tune] is not installed: "
+            "pip install 'ingrain-agent[ray]')")
+    result = rank(trials, min_metric_gap=min_metric_gap)
+    result.executor = executor
+    return result
+
+
+def run_one(trial: Trial, run_trial: Callable[[Trial], Any],
+            score_fn: Callable[[Trial], float | None] | None = None) -> Trial:
+    """Train and score one trial in place: ok, diverged (stopped or non-finite loss) or failed (a ToolError)."""
+    started = time.time()
+    try:
+        result = run_trial(trial)
+    except TrialDiverged as exc:
+        trial.status, trial.error = "diverged", str(exc)
+    except ToolError as exc:
+        trial.status, trial.error = "failed", str(exc)
+    else:
+        trial.status = "ok"
+        trial.val_loss = _finite(getattr(result, "best_val_loss", None) or getattr(result, "final_val_loss", None))
+        trial.train_loss = _finite(getattr(result, "final_train_loss", None))
+        trial.tokens_per_s = getattr(result, "tokens_per_s", None)
+        trial.output_dir = str(getattr(result, "output_dir", "") or "")
+        trial.loss_curve = list(getattr(result, "loss_curve", None) or [])
+        if trial.val_loss is None:
+            trial.status, trial.error = "diverged", "validation loss is not finite"
+        elif score_fn is not None:
+            trial.metric = score_fn(trial)
+    trial.wall_seconds = round(time.time() - started, 1)
+    return trial
+
+
+def ray_address() -> str | None:
+    """The Ray cluster to sweep on ($INGRAIN_RAY_ADDRESS: ray://host:10001, auto, or local), if any."""
+    return os.environ.get(RAY_ADDRESS_ENV, "").strip() or None
+
+
+def ray_installed() -> bool:
+    import importlib.util
+
+    # Only the top-level package: looking up ray.tune would import ray before tools.sweep_ray configures it.
+    return importlib.util.find_spec("ray") is not None
 
 
 def rank(trials: list[Trial], *, min_metric_gap: float = 0.1) -> SweepResult:
