@@ -43,7 +43,7 @@ def _cell(value: Any) -> str:
     return esc(value)
 
 
-def plot_png(draw: Any) -> str:
+def plot_png(draw: Any, alt: str = "plot") -> str:
     """Render a matplotlib drawing function to an inline <img> (the report stays one file)."""
     import matplotlib
 
@@ -56,7 +56,7 @@ def plot_png(draw: Any) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
 def loss_curve_plot(curves: dict[str, list[dict[str, Any]]]) -> str:
@@ -74,6 +74,51 @@ def loss_curve_plot(curves: dict[str, list[dict[str, Any]]]) -> str:
         ax.grid(alpha=0.3)
 
     return plot_png(draw)
+
+
+def sweep_plot(trials: list[dict[str, Any]], winner: str | None) -> str:
+    """Validation loss per trial (winner green, diverged/failed trials a red cross) beside their training curves."""
+    curves = {t["name"]: [(p["step"], p["loss"]) for p in t.get("loss_curve") or [] if p.get("loss") is not None]
+              for t in trials}
+    curves = {name: points for name, points in curves.items() if points}
+    # One colour per trial in both panels; green is kept for the winner.
+    others = iter(["tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive",
+                   "tab:cyan"] * 2)
+    colors = {t["name"]: "tab:green" if t["name"] == winner else next(others) for t in trials}
+
+    def draw(ax: Any) -> None:
+        if curves:
+            grid = ax.figure.add_gridspec(1, 2)
+            ax.set_subplotspec(grid[0])
+            _sweep_curves(ax.figure.add_subplot(grid[1]), curves, winner, colors)
+        top = max((t["val_loss"] for t in trials if t.get("val_loss") is not None), default=1.0)
+        for x, t in enumerate(trials):
+            if t.get("val_loss") is None:
+                # No loss to draw: a cross on the axis says the trial was stopped, and why.
+                ax.scatter([x], [0], marker="x", s=80, color="tab:red", zorder=3, clip_on=False)
+                ax.annotate(t.get("status") or "?", (x, top * 0.06), ha="center", color="tab:red", fontsize=8)
+                continue
+            won = t["name"] == winner
+            ax.bar(x, t["val_loss"], color=colors[t["name"]], width=0.6)
+            ax.annotate(f"{t['val_loss']:.3f}" + (" winner" if won else ""), (x, t["val_loss"]), ha="center",
+                        va="bottom", fontsize=7, fontweight="bold" if won else "normal")
+        ax.set_xticks(range(len(trials)), [t["name"] for t in trials])
+        ax.set_ylim(0, top * 1.15)
+        ax.set_title("validation loss per trial", fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+
+    return plot_png(draw, alt="sweep plot")
+
+
+def _sweep_curves(ax: Any, curves: dict[str, list[tuple[float, float]]], winner: str | None,
+                  colors: dict[str, str]) -> None:
+    for name, points in curves.items():
+        ax.plot(*zip(*points, strict=True), label=name + (" (winner)" if name == winner else ""),
+                color=colors[name], linewidth=2.2 if name == winner else 1.0)
+    ax.set_xlabel("step")
+    ax.set_title("training loss", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
 
 
 def metric_bars(metrics: list[dict[str, Any]]) -> str:
@@ -142,8 +187,10 @@ def _sweep_section(sweep: dict[str, Any] | None, training: dict[str, Any] | None
                  "train loss": t["train_loss"], "metric": t["metric"], "tok/s": t["tokens_per_s"],
                  "wall s": t["wall_seconds"]} for t in sweep["trials"]]
         columns = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
-        parts += ["<h2>Sweep</h2>", f"<p>Winner <strong>{esc(sweep.get('winner'))}</strong>: {esc(sweep.get('reason'))}"
-                  "</p>", table(rows, columns)]
+        where = f"<br>Executor: {esc(sweep['executor'])}" if sweep.get("executor") else ""
+        parts += ["<h2>Sweep</h2>", f"<p>Winner <strong>{esc(sweep.get('winner'))}</strong>: "
+                  f"{esc(sweep.get('reason'))}{where}</p>", table(rows, columns),
+                  sweep_plot(sweep["trials"], sweep.get("winner"))]
     if training:
         curves = {"final": training.get("loss_curve") or []}
         parts += ["<h2>Training</h2>",
