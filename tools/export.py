@@ -122,10 +122,9 @@ def export_version(store: Store, name: str, fmt: str = "hf", *, out: Path | None
             _write_hf(source, tmp, report)
         size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
     else:
-        with _merged_folder(source, target.parent, report) as hf_dir:
-            template = _gguf_template(source)
-            write_gguf(hf_dir, target, quant=quant or DEFAULT_GGUF_QUANT, name=name, template=template,
-                       progress=lambda done, total: report("writing GGUF tensors", done, total))
+        with _gguf_inputs(source, target.parent, report) as (hf_dir, weights):
+            write_gguf(hf_dir, target, quant=quant or DEFAULT_GGUF_QUANT, name=name, template=_gguf_template(source),
+                       weights=weights, progress=lambda done, total: report("writing GGUF tensors", done, total))
         size = target.stat().st_size
     origin = source.adapter_dir or source.hf_dir
     return ExportResult(name, fmt, str(target), quant if fmt == "gguf" else None, size, source.kind, str(origin),
@@ -148,14 +147,32 @@ def _target(path: Path, name: str, fmt: str, quant: str | None) -> Path:
 
 
 @contextmanager
-def _merged_folder(source: ExportSource, scratch_parent: Path, report: ExportProgress) -> Iterator[Path]:
-    """A complete HF folder for `source`: its own, or the adapter merged into its base in a scratch folder."""
+def _gguf_inputs(source: ExportSource, scratch_parent: Path, report: ExportProgress
+                 ) -> Iterator[tuple[Path, dict[str, Any] | None]]:
+    """(folder with config and tokenizer, merged weights in memory or None to read the folder's safetensors)."""
     if source.hf_dir is not None:
-        yield source.hf_dir
+        yield source.hf_dir, None
         return
+    import torch
+    from peft import PeftModel
+
+    from tools.models import load_model
+
+    assert source.adapter_dir is not None and source.base is not None
+    base_dir = resolve_base(source.base).path
+    report("merging adapter into its base", 0, 1)
+    # Merged in memory: writing the merged safetensors only to read them back would double the disk traffic.
+    merged = PeftModel.from_pretrained(load_model(base_dir, dtype=torch.float32), str(source.adapter_dir))
+    weights = merged.merge_and_unload().state_dict()
+    report("merging adapter into its base", 1, 1)
+    tokenizer_dir = source.adapter_dir if (source.adapter_dir / "tokenizer_config.json").is_file() else base_dir
     scratch_parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".merge-", dir=scratch_parent) as scratch:
-        yield _merge(source, Path(scratch), report)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=scratch_parent) as scratch:
+        for folder in (base_dir, tokenizer_dir):
+            for file in (folder / n for n in HF_FILES if n != "model.safetensors.index.json"):
+                if file.is_file():
+                    shutil.copy2(file, Path(scratch) / file.name)
+        yield Path(scratch), weights
 
 
 def _merge(source: ExportSource, out_dir: Path, report: ExportProgress) -> Path:

@@ -6,7 +6,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ from tools.models import CACHE_MARKER
 if TYPE_CHECKING:
     import gguf
     import numpy as np
+    import torch
 
 GGUF_QUANTS = ("f32", "f16", "q8_0", "q4_k_m")
 # q8_0: within ~0.5% of the float weights, half the size of f16, fast on CPUs, and written without llama.cpp.
@@ -56,12 +57,13 @@ def original_gguf(base_dir: Path) -> Path | None:
 
 
 def write_gguf(hf_dir: Path, out_file: Path, *, quant: str, name: str, template: Path | None = None,
-               progress: Progress | None = None) -> Path:
-    """Write the weights of `hf_dir` as one GGUF file at `out_file` (atomically).
+               weights: Mapping[str, torch.Tensor] | None = None, progress: Progress | None = None) -> Path:
+    """Write the model in `hf_dir` as one GGUF file at `out_file` (atomically).
 
-    With `template` (the GGUF the base came from) its metadata is kept: hparams, vocabulary, merges,
-    pre-tokenizer and special ids stay exactly what llama.cpp knew. Without it they come from the HF
-    config and tokenizer.json, for Llama models whose GPT-2-style BPE pre-tokenizer we can name.
+    `weights` (a merged state dict already in memory) replaces the folder's safetensors; the folder still
+    gives config.json and the tokenizer. With `template` (the GGUF the base came from) its metadata is kept:
+    hparams, vocabulary, merges, pre-tokenizer and special ids stay exactly what llama.cpp knew. Without it
+    they come from config.json and tokenizer.json, for Llama models whose BPE pre-tokenizer we can name.
     """
     import gguf
 
@@ -73,15 +75,16 @@ def write_gguf(hf_dir: Path, out_file: Path, *, quant: str, name: str, template:
                         f"{config.get('model_type')!r}. Export with --format hf and convert it with llama.cpp's "
                         "convert_hf_to_gguf.py.")
     if quant == "q4_k_m":
-        return _write_q4_k_m(hf_dir, out_file, name=name, template=template, progress=progress)
+        return _write_q4_k_m(hf_dir, out_file, name=name, template=template, weights=weights, progress=progress)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out_file.name}.", suffix=".tmp", dir=out_file.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         writer = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
+        metadata = read_gguf_metadata(template) if template is not None else {}
         if template is not None:
-            _copy_metadata(writer, template, config)
+            _copy_metadata(writer, template, metadata, config)
         else:
             _metadata_from_hf(writer, hf_dir, config)
         writer.add_name(name)
@@ -91,9 +94,10 @@ def write_gguf(hf_dir: Path, out_file: Path, *, quant: str, name: str, template:
         template_text = hf_chat_template(hf_dir)
         if template_text:
             writer.add_chat_template(plain_chat_template(template_text))
-        elif template is not None:
-            _copy_field(writer, gguf.GGUFReader(template), "tokenizer.chat_template")
-        _write_tensors(writer, hf_dir, config, quant, progress)
+        elif "tokenizer.chat_template" in metadata:
+            writer.add_key_value("tokenizer.chat_template", *metadata["tokenizer.chat_template"])
+        tensors = _memory_tensors(weights) if weights is not None else _hf_tensors(hf_dir)
+        _write_tensors(writer, tensors, config, quant, progress)
         writer.close()
         tmp.chmod(0o644)  # mkstemp's 0600 would hide the model from a server running as another user
         os.replace(tmp, out_file)
@@ -106,39 +110,84 @@ def write_gguf(hf_dir: Path, out_file: Path, *, quant: str, name: str, template:
 _FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7, "q4_k_m": 15}  # gguf.LlamaFileType values
 
 
-def _copy_field(writer: gguf.GGUFWriter, reader: gguf.GGUFReader, key: str) -> None:
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_NUMPY = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7: "?", 10: "<u8", 11: "<i8",
+          12: "<f8"}
+
+
+def read_gguf_metadata(path: Path) -> dict[str, tuple[Any, gguf.GGUFValueType, gguf.GGUFValueType | None]]:
+    """key -> (value, GGUFValueType, array item type) of a little-endian GGUF v2/v3 file's header.
+
+    gguf.GGUFReader takes seconds on a 49k-token vocabulary (it memory-maps every string separately);
+    this reads the same header in a fraction of a second and leaves the tensors alone.
+    """
+    import struct
+
     import gguf
+    import numpy as np
 
-    field = reader.get_field(key)
-    if field is not None:
-        sub_type = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
-        writer.add_key_value(key, field.contents(), field.types[0], sub_type=sub_type)
+    with open(path, "rb") as handle:
+        head = handle.read(24)
+        if head[:4] != b"GGUF" or struct.unpack_from("<I", head, 4)[0] not in (2, 3):
+            raise ToolError(f"{path} is not a GGUF v2/v3 file ingrain can read.")
+        n_kv = struct.unpack_from("<Q", head, 16)[0]
+        data = head + handle.read(64 << 20)  # the header of any model's GGUF fits; tensors are not needed
+    pos = 24
+
+    def string() -> str:
+        nonlocal pos
+        size = struct.unpack_from("<Q", data, pos)[0]
+        pos += 8 + size
+        return data[pos - size:pos].decode("utf-8")
+
+    def scalar(vtype: int) -> Any:
+        nonlocal pos
+        value = struct.unpack_from(_SCALARS[vtype], data, pos)[0]
+        pos += struct.calcsize(_SCALARS[vtype])
+        return value
+
+    fields: dict[str, tuple[Any, int, int | None]] = {}
+    for _ in range(n_kv):
+        key = string()
+        vtype = scalar(4)
+        if vtype == 8:
+            fields[key] = (string(), vtype, None)
+        elif vtype == 9:
+            item, count = scalar(4), scalar(10)
+            if item == 8:
+                fields[key] = ([string() for _ in range(count)], vtype, item)
+            else:
+                values = np.frombuffer(data, dtype=_NUMPY[item], count=count, offset=pos)
+                pos += values.nbytes
+                fields[key] = (values.tolist(), vtype, item)
+        else:
+            fields[key] = (scalar(vtype), vtype, None)
+    kind = gguf.GGUFValueType
+    return {key: (value, kind(vtype), kind(item) if item is not None else None)
+            for key, (value, vtype, item) in fields.items()}
 
 
-def _copy_metadata(writer: gguf.GGUFWriter, template: Path, config: dict[str, Any]) -> None:
-    import gguf
-
-    reader = gguf.GGUFReader(template)
-    if reader.get_field("general.architecture").contents() != "llama":
+def _copy_metadata(writer: gguf.GGUFWriter, template: Path, metadata: dict[str, Any], config: dict[str, Any]
+                   ) -> None:
+    if metadata.get("general.architecture", (None,))[0] != "llama":
         raise ToolError(f"{template} is not a llama GGUF; export with --format hf and convert that folder with "
                         "llama.cpp's convert_hf_to_gguf.py.")
     expected = {"llama.block_count": config["num_hidden_layers"], "llama.embedding_length": config["hidden_size"],
                 "llama.feed_forward_length": config["intermediate_size"],
                 "llama.attention.head_count": config["num_attention_heads"],
                 "llama.attention.head_count_kv": config.get("num_key_value_heads", config["num_attention_heads"])}
-    tokens = reader.get_field("tokenizer.ggml.tokens")
-    expected_vocab = {"tokens": len(tokens.data) if tokens else None, "config": config["vocab_size"]}
     for key, value in expected.items():
-        field = reader.get_field(key)
-        if field is None or field.contents() != value:
-            raise ToolError(f"The weights do not fit the base's GGUF {template.name}: {key} is "
-                            f"{field.contents() if field else None} there and {value} in config.json.")
-    if expected_vocab["tokens"] != expected_vocab["config"]:
-        raise ToolError(f"The vocabulary changed ({expected_vocab['config']} tokens, the base GGUF has "
-                        f"{expected_vocab['tokens']}): export with --format hf and convert it with llama.cpp.")
-    for key in reader.fields:
-        if not key.startswith("GGUF.") and key not in _REWRITTEN_KEYS:
-            _copy_field(writer, reader, key)
+        found = metadata.get(key, (None,))[0]
+        if found != value:
+            raise ToolError(f"The weights do not fit the base's GGUF {template.name}: {key} is {found} there and "
+                            f"{value} in config.json.")
+    tokens = len(metadata.get("tokenizer.ggml.tokens", ([],))[0])
+    if tokens != config["vocab_size"]:
+        raise ToolError(f"The vocabulary changed ({config['vocab_size']} tokens, the base GGUF has {tokens}): "
+                        "export with --format hf and convert it with llama.cpp's convert_hf_to_gguf.py.")
+    for key, (value, vtype, item) in metadata.items():
+        if key not in _REWRITTEN_KEYS:
+            writer.add_key_value(key, value, vtype, sub_type=item)
 
 
 def _pre_tokenizer(tokenizer_json: dict[str, Any]) -> str | None:
@@ -205,18 +254,27 @@ def _metadata_from_hf(writer: gguf.GGUFWriter, hf_dir: Path, config: dict[str, A
         writer.add_add_bos_token(bool(add_bos))
 
 
-def _hf_tensors(hf_dir: Path) -> Iterator[tuple[str, Path, tuple[int, ...]]]:
-    """(name, file, shape) of every tensor in the folder's safetensors files, read from their headers only."""
+def _hf_tensors(hf_dir: Path) -> list[tuple[str, tuple[int, ...], Callable[[], np.ndarray]]]:
+    """(name, shape, loader) of every tensor in the folder's safetensors files, read one at a time."""
     from safetensors import safe_open
 
     files = sorted(hf_dir.glob("*.safetensors"))
     if not files:
         raise ToolError(f"{hf_dir} has no *.safetensors weights to export.")
+    tensors = []
     for file in files:
         with safe_open(str(file), framework="pt") as handle:
-            names = list(handle.keys())
-            shapes = [tuple(handle.get_slice(name).get_shape()) for name in names]
-        yield from ((name, file, shape) for name, shape in zip(names, shapes, strict=True))
+            for name in list(handle.keys()):
+                tensors.append((name, tuple(handle.get_slice(name).get_shape()),
+                                lambda file=file, name=name: _read_tensor(file, name)))
+    return tensors
+
+
+def _memory_tensors(weights: Mapping[str, torch.Tensor]) -> list[tuple[str, tuple[int, ...], Callable[[], np.ndarray]]]:
+    import torch
+
+    return [(name, tuple(tensor.shape), lambda tensor=tensor: tensor.detach().to(torch.float32).numpy())
+            for name, tensor in weights.items()]
 
 
 def _read_tensor(file: Path, key: str) -> np.ndarray:
@@ -234,21 +292,22 @@ def permute_for_gguf(weights: np.ndarray, n_head: int) -> np.ndarray:
             .swapaxes(1, 2).reshape(weights.shape))
 
 
-def _plan(hf_dir: Path, config: dict[str, Any]) -> list[tuple[str, str, Path, tuple[int, ...]]]:
-    """(gguf name, hf name, file, shape) for each tensor to write."""
+def _plan(tensors: list[tuple[str, tuple[int, ...], Callable[[], np.ndarray]]], config: dict[str, Any]
+          ) -> list[tuple[str, tuple[int, ...], Callable[[], np.ndarray]]]:
+    """(gguf name, shape, loader) for each tensor to write."""
     import gguf
 
     name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, int(config["num_hidden_layers"]))
     tied = bool(config.get("tie_word_embeddings", False))
     plan = []
-    for hf_name, file, shape in _hf_tensors(hf_dir):
+    for hf_name, shape, loader in tensors:
         if hf_name.endswith("rotary_emb.inv_freq") or (tied and hf_name == "lm_head.weight"):
             continue
         gguf_name = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if gguf_name is None:
-            raise ToolError(f"No GGUF name for tensor {hf_name} of {hf_dir}: export with --format hf and convert "
-                            "it with llama.cpp's convert_hf_to_gguf.py.")
-        plan.append((gguf_name, hf_name, file, shape))
+            raise ToolError(f"No GGUF name for tensor {hf_name}: export with --format hf and convert it with "
+                            "llama.cpp's convert_hf_to_gguf.py.")
+        plan.append((gguf_name, shape, loader))
     return plan
 
 
@@ -263,25 +322,25 @@ def _target_type(quant: str, shape: tuple[int, ...]) -> gguf.GGMLQuantizationTyp
     return kind.F16
 
 
-def _write_tensors(writer: gguf.GGUFWriter, hf_dir: Path, config: dict[str, Any], quant: str,
-                   progress: Progress | None) -> None:
+def _write_tensors(writer: gguf.GGUFWriter, tensors: list[tuple[str, tuple[int, ...], Callable[[], np.ndarray]]],
+                   config: dict[str, Any], quant: str, progress: Progress | None) -> None:
     import gguf
     import numpy as np
 
     heads = int(config["num_attention_heads"])
     kv_heads = int(config.get("num_key_value_heads") or heads)
-    plan = _plan(hf_dir, config)
+    plan = _plan(tensors, config)
     types = {}
     # Header first: every tensor's name, shape and type; the data is then converted one tensor at a time.
-    for gguf_name, _, _, shape in plan:
+    for gguf_name, shape, _ in plan:
         qtype = types[gguf_name] = _target_type(quant, shape)
         nbytes = int(np.prod(gguf.quant_shape_to_byte_shape(shape, qtype)))
         writer.add_tensor_info(gguf_name, shape, np.dtype(np.float32), nbytes, raw_dtype=qtype)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
-    for done, (gguf_name, hf_name, file, _) in enumerate(plan, 1):
-        data = _read_tensor(file, hf_name)
+    for done, (gguf_name, _, loader) in enumerate(plan, 1):
+        data = loader()
         if gguf_name.endswith("attn_q.weight"):
             data = permute_for_gguf(data, heads)
         elif gguf_name.endswith("attn_k.weight"):
@@ -299,7 +358,7 @@ def _write_tensors(writer: gguf.GGUFWriter, hf_dir: Path, config: dict[str, Any]
 
 
 def _write_q4_k_m(hf_dir: Path, out_file: Path, *, name: str, template: Path | None,
-                  progress: Progress | None) -> Path:
+                  weights: Mapping[str, torch.Tensor] | None, progress: Progress | None) -> Path:
     """Q4_K_M needs llama.cpp's k-quant search: write f16, then quantise it with llama-cpp-python."""
     try:
         import llama_cpp
@@ -312,7 +371,7 @@ def _write_q4_k_m(hf_dir: Path, out_file: Path, *, name: str, template: Path | N
     out_file.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_file.parent, prefix=f".{out_file.name}.") as scratch:
         f16 = write_gguf(hf_dir, Path(scratch) / "f16.gguf", quant="f16", name=name, template=template,
-                         progress=progress)
+                         weights=weights, progress=progress)
         quantized = Path(scratch) / "q4_k_m.gguf"
         params = llama_cpp.llama_model_quantize_default_params()
         params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M
