@@ -362,9 +362,10 @@ def _write_q4_k_m(hf_dir: Path, out_file: Path, *, name: str, template: Path | N
     """Q4_K_M needs llama.cpp's k-quant search: write f16, then quantise it with llama-cpp-python."""
     try:
         import llama_cpp
-    except ImportError:
-        raise ToolError("--quant q4_k_m needs llama.cpp's quantiser: `pip install llama-cpp-python` (it builds "
-                        "llama.cpp), or export with --quant q8_0 (no extra install) and run llama.cpp's "
+    except ImportError as exc:
+        broken = "" if exc.name == "llama_cpp" else f" (llama_cpp is installed but does not import: {exc})"
+        raise ToolError(f"--quant q4_k_m needs llama.cpp's quantiser: `pip install llama-cpp-python` (it builds "
+                        f"llama.cpp){broken}, or export with --quant q8_0 (no extra install) and run llama.cpp's "
                         "`llama-quantize MODEL.gguf MODEL-Q4_K_M.gguf Q4_K_M` where it is installed.") from None
     import ctypes
 
