@@ -219,8 +219,8 @@ def models_export(
                                         show_default=False)],
     fmt: Annotated[str, typer.Option("--format", help="hf: a Hugging Face folder for vLLM / transformers; "
                                      "gguf: one file for llama.cpp / Ollama / LM Studio.")] = "hf",
-    quant: Annotated[str | None, typer.Option("--quant", help="GGUF only: f32 | f16 | q8_0 (default; "
-                                              "near-lossless, half of f16) | q4_k_m (needs llama-cpp-python).")]
+    quant: Annotated[str | None, typer.Option("--quant", help="GGUF only: f32 | f16 (default; as the float "
+                                              "model) | q8_0 (half of f16) | q4_k_m (needs llama-cpp-python).")]
     = None,
     out_path: Annotated[str | None, typer.Option("--out", help="Folder (hf), or .gguf file or folder (gguf). "
                                                  "Default: $INGRAIN_HOME/exports/.")] = None,

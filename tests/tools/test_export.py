@@ -138,11 +138,39 @@ def test_gguf_of_a_plain_hf_model_reloads_with_the_same_logits(store, tiny_model
     assert types["blk.0.attn_q.weight"] == "Q8_0" and types["blk.0.attn_norm.weight"] == "F32"
     assert "output.weight" not in types  # tied embeddings stay tied
     assert reader.get_field("general.name").contents() == "tiny-v3"
-    assert reader.get_field("tokenizer.ggml.pre").contents() == "gpt2"
+    assert reader.get_field("tokenizer.ggml.pre").contents() == "gpt-2"  # llama.cpp's name
     assert "endgeneration" not in reader.get_field("tokenizer.chat_template").contents()
     hf_vocab = tokenizer.get_vocab()
     tokens = reader.get_field("tokenizer.ggml.tokens").contents()
     assert [hf_vocab[t] for t in tokens] == list(range(len(tokens)))
+    if _llama_cpp_importable():
+        _check_in_llama_cpp(tmp_path / "gguf" / "tiny-v3-F32.gguf", tokenizer, merged)
+
+
+def _llama_cpp_importable() -> bool:
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _check_in_llama_cpp(path: Path, tokenizer, expected: torch.Tensor) -> None:
+    """llama.cpp's own loader, tokenizer, chat template and forward pass on the exported file."""
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(path), n_ctx=256, logits_all=True, verbose=False, n_threads=1)
+    try:
+        ids = tokenizer.apply_chat_template(HI, add_generation_prompt=True, return_dict=True)["input_ids"]
+        text = tokenizer.apply_chat_template(HI, add_generation_prompt=True, tokenize=False)
+        assert llm.tokenize(text.encode(), add_bos=False, special=True) == list(ids)
+        llm.eval(ids)
+        scores = torch.tensor(np.array(llm.scores[:len(ids)]))
+        assert torch.allclose(scores, expected, atol=1e-2), (scores - expected).abs().max()
+        reply = llm.create_chat_completion(messages=HI, max_tokens=4, temperature=0)
+        assert reply["choices"][0]["finish_reason"] in ("stop", "length")
+    finally:
+        llm.close()
 
 
 def test_gguf_keeps_the_metadata_of_the_gguf_a_base_came_from(store, tiny_model_dir, tmp_path) -> None:
@@ -198,12 +226,7 @@ def test_refusals_say_what_to_do(store, tiny_model_dir, tmp_path) -> None:
 
 def test_q4_k_m_uses_llama_cpp_when_installed_and_says_how_otherwise(store, tiny_model_dir, tmp_path) -> None:
     store.register_model("tiny-v1", base=str(tiny_model_dir), kind="full", path=str(tiny_model_dir))
-    try:
-        import llama_cpp  # noqa: F401
-        quantiser = True
-    except ImportError:
-        quantiser = False
-    if not quantiser:
+    if not _llama_cpp_importable():
         with pytest.raises(ToolError, match="pip install llama-cpp-python"):
             export_version(store, "tiny-v1", "gguf", quant="q4_k_m", out=tmp_path)
         assert not list(tmp_path.glob("*.gguf"))
