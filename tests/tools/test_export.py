@@ -17,7 +17,8 @@ from memory import Store
 from tools.chat import CHATML_TEMPLATE
 from tools.errors import ToolError
 from tools.export import EXPORT_MARKER, export_version
-from tools.export_gguf import original_gguf, permute_for_gguf, read_gguf_metadata, write_gguf
+from tools.export_gguf import original_gguf, permute_for_gguf, write_gguf
+from tools.gguf_metadata import read_gguf_metadata
 from tools.models import CACHE_MARKER, load_model, load_tokenizer
 
 HI = [{"role": "user", "content": "write a summary of the paper"}]
