@@ -72,23 +72,31 @@ class ExportSource:
     hf_dir: Path | None
     """A complete model folder (merged, full or base); None for a bare adapter."""
     adapter_dir: Path | None = None
+    workspace: Workspace | None = None
+    """Whose model cache holds the base."""
+
+    def base_dir(self) -> Path:
+        """The base's folder, converted into the cache first if it is the built-in one."""
+        if self.base is None:
+            raise ToolError(f"Model version {self.name} records no base model to merge its adapter into.")
+        return resolve_base(self.base, self.workspace).path
 
 
-def resolve_source(store: Store, name: str) -> ExportSource:
+def resolve_source(store: Store, name: str, workspace: Workspace | None = None) -> ExportSource:
     """A registered version by name, else a built-in base name or a model folder; unknown names list the versions."""
     try:
         row = store.model(name)
     except StoreError as exc:
         if name.lower() in ALIASES or (Path(name).expanduser() / "config.json").is_file():
-            return ExportSource(name, "base", name, resolve_base(name).path)
+            return ExportSource(name, "base", name, resolve_base(name, workspace).path, workspace=workspace)
         raise ToolError(f"{exc} `ingrain models` lists them; base models export too "
                         f"(`{DEFAULT_BASE}` or a model folder).") from None
     path = Path(row["path"])
     if not path.exists():
         raise ToolError(f"Model version {name} points at {path}, which is missing: nothing to export.")
     if row["kind"] == "adapter" or (path / "adapter_config.json").is_file():
-        return ExportSource(name, "adapter", row["base"], None, path)
-    return ExportSource(name, row["kind"], row["base"], path)
+        return ExportSource(name, "adapter", row["base"], None, path, workspace)
+    return ExportSource(name, row["kind"], row["base"], path, workspace=workspace)
 
 
 def default_out(workspace: Workspace, name: str, fmt: str, quant: str | None) -> Path:
@@ -114,7 +122,7 @@ def export_version(store: Store, name: str, fmt: str = "hf", *, out: Path | None
         if quant not in GGUF_QUANTS:
             raise ToolError(f"Unknown GGUF quantisation {quant!r}: use one of {', '.join(GGUF_QUANTS)}.")
     ws = workspace or Workspace.from_env()
-    source = resolve_source(store, name)
+    source = resolve_source(store, name, ws)
     target = _target(Path(out).expanduser() if out else default_out(ws, name, fmt, quant), name, fmt, quant)
     report = progress or (lambda stage, done, total: None)
     if fmt == "hf":
@@ -158,8 +166,8 @@ def _gguf_inputs(source: ExportSource, scratch_parent: Path, report: ExportProgr
 
     from tools.models import load_model
 
-    assert source.adapter_dir is not None and source.base is not None
-    base_dir = resolve_base(source.base).path
+    assert source.adapter_dir is not None
+    base_dir = source.base_dir()
     report("merging adapter into its base", 0, 1)
     # Merged in memory: writing the merged safetensors only to read them back would double the disk traffic.
     merged = PeftModel.from_pretrained(load_model(base_dir, dtype=torch.float32), str(source.adapter_dir))
@@ -178,9 +186,9 @@ def _gguf_inputs(source: ExportSource, scratch_parent: Path, report: ExportProgr
 def _merge(source: ExportSource, out_dir: Path, report: ExportProgress) -> Path:
     from tools.deploy import merge_adapter
 
-    assert source.adapter_dir is not None and source.base is not None
+    assert source.adapter_dir is not None
     report("merging adapter into its base", 0, 1)
-    merge_adapter(resolve_base(source.base).path, source.adapter_dir, out_dir)
+    merge_adapter(source.base_dir(), source.adapter_dir, out_dir)
     report("merging adapter into its base", 1, 1)
     return out_dir
 
@@ -192,7 +200,7 @@ def _gguf_template(source: ExportSource) -> Path | None:
     if source.base is None:
         return None
     try:
-        base_dir = resolve_base(source.base).path
+        base_dir = source.base_dir()
     except ToolError:
         return None  # the base folder is gone: the export describes the tokenizer from the version's own files
     return original_gguf(base_dir)
