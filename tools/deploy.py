@@ -34,6 +34,10 @@ class Deployment:
         return asdict(self)
 
 
+GGUF_FILE = "model.gguf"
+"""A version's GGUF copy (q8_0) beside its `model/` folder, for serving through llama.cpp."""
+
+
 def version_name(base: str, run_id: int) -> str:
     return f"{Path(base).name.lower()}-run{run_id}"
 
@@ -53,6 +57,27 @@ def merge_adapter(base_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
     return out_dir
 
 
+def write_serving_gguf(model_dir: Path, out_file: Path, *, name: str, base_dir: Path) -> Path | None:
+    """A q8_0 GGUF copy for llama.cpp serving, when llama-cpp-python is installed and the model is a Llama.
+
+    q8_0 keeps the tuned weights within rounding of the evaluated fp32 ones; the server falls back to
+    transformers when there is no copy, so a model llama.cpp cannot take is served all the same.
+    """
+    import logging
+
+    from tools.export_gguf import original_gguf, write_gguf
+    from tools.serve_llamacpp import llamacpp_available
+
+    if not llamacpp_available():
+        return None
+    try:
+        return write_gguf(model_dir, out_file, quant="q8_0", name=name, template=original_gguf(base_dir))
+    except ToolError as exc:
+        logging.getLogger("ingrain.deploy").warning("no GGUF copy for %s, it will be served by transformers: %s",
+                                                    name, exc)
+        return None
+
+
 def deploy_version(store: Store, workspace: Workspace, *, run_id: int, base: str, base_dir: Path,
                    trained_dir: Path, metrics: dict[str, Any], verdict: str, config: dict[str, Any],
                    dataset_id: str | None, promote: bool, promote_reason: str) -> Deployment:
@@ -68,6 +93,7 @@ def deploy_version(store: Store, workspace: Workspace, *, run_id: int, base: str
             shutil.copytree(trained_dir, tmp / ("adapter" if is_adapter else "model"))
             if is_adapter:
                 merge_adapter(base_dir, tmp / "adapter", tmp / "model")
+            write_serving_gguf(tmp / "model", tmp / GGUF_FILE, name=name, base_dir=base_dir)
             (tmp / "version.json").write_text(json.dumps(
                 {"name": name, "base": base, "run_id": run_id, "verdict": verdict, "metrics": metrics}, default=str))
     previous = store.production_model()

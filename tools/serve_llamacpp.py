@@ -65,6 +65,9 @@ class LlamaCppRunner:
         params.n_threads = params.n_threads_batch = threads
         params.kv_unified = False  # each sequence gets its own context_length slice
         params.no_perf = True
+        # Flash attention on a CPU drifted from the reference math (greedy replies differed from llama.cpp's
+        # own API and from transformers after a few tokens); the plain path matches both.
+        params.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self._ctx = lib.llama_init_from_model(self._model, params)
         if not self._ctx:
             lib.llama_model_free(self._model)

@@ -12,6 +12,7 @@ from typing import Any
 
 from memory.errors import StoreError
 from memory.store import Store
+from tools.deploy import GGUF_FILE
 from tools.errors import ToolError
 from tools.models import DEFAULT_BASE, load_model, load_tokenizer, resolve_base, smollm2_gguf_path
 
@@ -21,8 +22,6 @@ RETRY_FAILED_LOAD_SECONDS = 30.0
 
 
 BACKENDS = ("auto", "llamacpp", "torch")
-GGUF_FILE = "model.gguf"
-"""A version's GGUF copy, beside its `model/` folder (written at deploy when llama.cpp is installed)."""
 LLAMACPP_CONTEXT = 4096
 """Tokens of KV cache per llama.cpp sequence (SmolLM2: 23 KB each, so 8 sequences take 750 MB)."""
 
@@ -127,15 +126,10 @@ def version_gguf(row: dict[str, Any]) -> Path | None:
 
 
 def base_gguf(base_name: str, folder: Path) -> Path | None:
-    """The GGUF file a base model came from: the packaged file for the default, or one the folder records."""
-    marker = folder / "ingrain-base.json"
-    if marker.is_file():
-        source = Path(json.loads(marker.read_text()).get("source", ""))
-        if source.suffix == ".gguf" and source.is_file():
-            return source
-    if base_name == DEFAULT_BASE:
-        return smollm2_gguf_path()
-    return None
+    """The GGUF file a base model came from: the one its cache marker names, or the packaged default."""
+    from tools.export_gguf import original_gguf
+
+    return original_gguf(folder) or (smollm2_gguf_path() if base_name == DEFAULT_BASE else None)
 
 
 def load_version(row: dict[str, Any], options: RunnerOptions | None = None) -> LoadedModel:

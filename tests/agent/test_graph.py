@@ -45,6 +45,7 @@ def test_auto_policy_runs_to_a_deployed_version_with_a_report(style_data, tiny_m
         store.close()
     assert production is not None and production["name"] == outcome.model == run["model"]
     assert Path(production["path"], "config.json").exists()  # merged weights, ready to serve
+    assert Path(production["path"]).parent.joinpath("model.gguf").is_file()  # the copy llama.cpp serves
     assert run["status"] == "finished" and run["verdict"] == "pass"
     assert {"sweep", "timing"} <= {lesson["topic"] for lesson in lessons}
     report = Path(outcome.report).read_text()

@@ -1,0 +1,126 @@
+"""The llama.cpp runner on the packaged SmolLM2 GGUF: same tokens as llama.cpp's own API, batched decoding."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tools.errors import ToolError
+from tools.models import smollm2_gguf_path
+from tools.serve_engine import Engine, GenerationJob, SamplingParams, generate
+from tools.serve_models import LoadedModel, RunnerOptions, load_base
+
+pytestmark = pytest.mark.real_model
+
+PROMPTS = ["What is a Python decorator?", "Name three prime numbers.", "Say hello in French.",
+           "Explain recursion in one sentence."]
+
+
+@pytest.fixture(scope="module")
+def loaded(smollm2_dir) -> LoadedModel:
+    model = load_base("smollm2-135m", RunnerOptions("llamacpp", max_batch=4))
+    yield model
+    model.runner.close()
+
+
+def _ids(loaded: LoadedModel, text: str) -> list[int]:
+    return list(loaded.tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                                     tokenize=True, return_dict=True)["input_ids"])
+
+
+def _greedy(runner, ids: list[int], steps: int) -> list[int]:
+    handle, logits = runner.start(ids)
+    tokens = []
+    try:
+        for _ in range(steps):
+            tokens.append(int(logits.argmax()))
+            logits = runner.step([(handle, tokens[-1])])[0]
+    finally:
+        runner.release(handle)
+    return tokens
+
+
+def test_auto_backend_serves_the_default_base_with_llamacpp(loaded) -> None:
+    assert loaded.backend == "llama.cpp" and loaded.model is None
+    assert loaded.runner.vocab_size == len(loaded.tokenizer)
+
+
+def test_greedy_tokens_match_llamacpps_own_completion_api(loaded) -> None:
+    from llama_cpp import Llama
+
+    ids = _ids(loaded, PROMPTS[0])
+    ours = _greedy(loaded.runner, ids, 24)
+    llm = Llama(model_path=str(smollm2_gguf_path()), n_ctx=1024, n_threads=2, verbose=False)
+    theirs = llm.create_completion(prompt=ids, max_tokens=24, temperature=0.0)["choices"][0]["text"]
+    text = loaded.tokenizer.decode(ours, skip_special_tokens=True)
+    assert text.strip() and text.startswith(theirs[:40])
+
+
+def test_batched_decoding_gives_each_sequence_its_own_reply(loaded) -> None:
+    runner = loaded.runner
+    alone = [_greedy(runner, _ids(loaded, p), 12) for p in PROMPTS]
+    handles, logits = zip(*(runner.start(_ids(loaded, p)) for p in PROMPTS), strict=True)
+    together: list[list[int]] = [[] for _ in PROMPTS]
+    logits = list(logits)
+    for _ in range(12):
+        tokens = [int(row.argmax()) for row in logits]
+        for reply, token in zip(together, tokens, strict=True):
+            reply.append(token)
+        logits = runner.step(list(zip(handles, tokens, strict=True)))
+    for handle in handles:
+        runner.release(handle)
+    # Batched kernels may round differently from single-sequence ones; the first tokens must agree.
+    assert [t[:4] for t in together] == [a[:4] for a in alone]
+    assert len({tuple(t) for t in together}) == len(PROMPTS)
+
+
+def test_sequences_are_limited_and_reused_after_release(loaded) -> None:
+    runner = loaded.runner
+    handles = [runner.start(_ids(loaded, "hi"))[0] for _ in range(runner.max_batch)]
+    with pytest.raises(ToolError, match="sequences are in use"):
+        runner.start(_ids(loaded, "hi"))
+    for handle in handles:
+        runner.release(handle)
+    assert _greedy(runner, _ids(loaded, PROMPTS[1]), 4)
+
+
+def test_engine_decodes_concurrent_jobs_together(loaded) -> None:
+    async def scenario() -> tuple[list, int]:
+        loop = asyncio.get_running_loop()
+        engine = Engine(queue_size=8)
+        jobs = [GenerationJob(loaded, _ids(loaded, p), SamplingParams(max_tokens=16, temperature=0), loop)
+                for p in PROMPTS]
+        for job in jobs:
+            engine.submit(job)
+        engine.start()
+        results = []
+        for job in jobs:
+            while (item := await job.events.get())[0] != "done":
+                pass
+            results.append(item[1])
+        engine.stop()
+        return results, engine.max_live
+
+    results, max_live = asyncio.run(scenario())
+    assert max_live == len(PROMPTS)  # all four were live in the same steps
+    assert all(r.status == "ok" and r.completion_tokens > 0 for r in results)
+    single = generate(loaded, _ids(loaded, PROMPTS[2]), SamplingParams(max_tokens=16, temperature=0))
+    assert results[2].text[:10] == single.text[:10]
+
+
+def test_a_deployed_version_gets_a_gguf_copy_that_llamacpp_serves_like_transformers(tiny_model_dir, tmp_path):
+    import shutil
+
+    from tools.deploy import GGUF_FILE, write_serving_gguf
+    from tools.serve_models import load_version
+
+    shutil.copytree(tiny_model_dir, tmp_path / "model")
+    assert write_serving_gguf(tmp_path / "model", tmp_path / GGUF_FILE, name="tiny-v1", base_dir=tiny_model_dir)
+    row = {"name": "tiny-v1", "kind": "full", "path": str(tmp_path / "model"), "base": str(tiny_model_dir)}
+    fast, reference = load_version(row), load_version(row, RunnerOptions("torch"))
+    assert (fast.backend, reference.backend) == ("llama.cpp", "torch")
+    ids = _ids(reference, "write a summary of the paper")
+    params = SamplingParams(max_tokens=16, temperature=0)
+    assert generate(fast, ids, params).text == generate(reference, ids, params).text
+    fast.runner.close()
