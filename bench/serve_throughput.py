@@ -142,14 +142,18 @@ def main() -> int:
 
     os.environ.setdefault("INGRAIN_MODEL_CACHE", str(REPO / ".cache" / "models"))
     from tools.models import load_tokenizer, resolve_base, smollm2_gguf_path
+    from tools.serve_models import base_gguf
     from tools.threads import usable_cores
 
     base = resolve_base()
     messages, prompt_ids = build_messages(load_tokenizer(base.path), PROMPT_TOKENS)
-    gguf = smollm2_gguf_path()
+    gguf = base_gguf(base.name, base.path)
     report: dict = {"model": base.name, "gguf": gguf.name, "prompt_tokens": len(prompt_ids),
                     "max_tokens": MAX_TOKENS, "clients": CLIENTS}
     report["llamacpp"] = llamacpp_direct(gguf, prompt_ids, usable_cores(), args.repeats)
+    packaged = smollm2_gguf_path()
+    report["llamacpp_packaged"] = {"gguf": packaged.name,
+                                   **llamacpp_direct(packaged, prompt_ids, usable_cores(), args.repeats)}
     with tempfile.TemporaryDirectory(prefix="ingrain-bench-") as home:
         report["endpoint"] = endpoint("auto", args.port, Path(home), messages, args.repeats)
         if not args.skip_torch:
@@ -169,6 +173,8 @@ def main() -> int:
     for column in ("side", "1 client", f"{CLIENTS} clients at once"):
         table.add_column(column)
     table.add_row(f"llama.cpp ({gguf.name}, in process)", f"{theirs:.1f}", "-")
+    table.add_row(f"llama.cpp ({packaged.name}, in process)", f"{report['llamacpp_packaged']['tokens_per_s']:.1f}",
+                  "-")
     for key in ("endpoint", "endpoint_torch"):
         if key in report:
             side = report[key]

@@ -35,7 +35,10 @@ class Deployment:
 
 
 GGUF_FILE = "model.gguf"
-"""A version's GGUF copy (q8_0) beside its `model/` folder, for serving through llama.cpp."""
+"""A version's GGUF copy (f16) beside its `model/` folder, for serving through llama.cpp."""
+SERVING_GGUF_QUANT = "f16"
+"""On SmolLM2-135M llama.cpp picked the fp32 model's top token 99.75 % of the time from f16 weights, 94 %
+from q8_0 and 96 % from the packaged Q4_1 (whose answers to short questions were often wrong)."""
 
 
 def version_name(base: str, run_id: int) -> str:
@@ -58,10 +61,10 @@ def merge_adapter(base_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
 
 
 def write_serving_gguf(model_dir: Path, out_file: Path, *, name: str, base_dir: Path) -> Path | None:
-    """A q8_0 GGUF copy for llama.cpp serving, when llama-cpp-python is installed and the model is a Llama.
+    """An f16 GGUF copy for llama.cpp serving, when llama-cpp-python is installed and the model is a Llama.
 
-    q8_0 keeps the tuned weights within rounding of the evaluated fp32 ones; the server falls back to
-    transformers when there is no copy, so a model llama.cpp cannot take is served all the same.
+    f16 keeps the replies those of the evaluated fp32 weights; the server falls back to transformers
+    when there is no copy, so a model llama.cpp cannot take is served all the same.
     """
     import logging
 
@@ -71,7 +74,7 @@ def write_serving_gguf(model_dir: Path, out_file: Path, *, name: str, base_dir: 
     if not llamacpp_available():
         return None
     try:
-        return write_gguf(model_dir, out_file, quant="q8_0", name=name, template=original_gguf(base_dir))
+        return write_gguf(model_dir, out_file, quant=SERVING_GGUF_QUANT, name=name, template=original_gguf(base_dir))
     except ToolError as exc:
         logging.getLogger("ingrain.deploy").warning("no GGUF copy for %s, it will be served by transformers: %s",
                                                     name, exc)

@@ -46,12 +46,13 @@ class LlamaCppRunner:
     backend = "llama.cpp"
 
     def __init__(self, gguf_path: Path | str, *, context_length: int, max_batch: int = 8, threads: int = 2,
-                 prefill_chunk: int = 512) -> None:
+                 prefill_chunk: int = 128) -> None:
         lib = self._lib = _init_backend()
         path = Path(gguf_path)
         if not path.is_file():
             raise ToolError(f"GGUF file {path} does not exist; export one with "
                             "`ingrain models export NAME --format gguf`.")
+        self.path = path
         self.max_batch = max_batch
         self.context_length = context_length
         self.prefill_chunk = prefill_chunk

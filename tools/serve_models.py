@@ -14,7 +14,7 @@ from memory.errors import StoreError
 from memory.store import Store
 from tools.deploy import GGUF_FILE
 from tools.errors import ToolError
-from tools.models import DEFAULT_BASE, load_model, load_tokenizer, resolve_base, smollm2_gguf_path
+from tools.models import DEFAULT_BASE, load_model, load_tokenizer, resolve_base
 
 log = logging.getLogger("ingrain.serve")
 
@@ -126,10 +126,25 @@ def version_gguf(row: dict[str, Any]) -> Path | None:
 
 
 def base_gguf(base_name: str, folder: Path) -> Path | None:
-    """The GGUF file a base model came from: the one its cache marker names, or the packaged default."""
+    """An f16 GGUF of a cached base (one converted from a GGUF file), written once beside its weights.
+
+    The f16 copy rather than the original file: the packaged SmolLM2 is Q4_1, and llama.cpp's quantised
+    arithmetic on it changed answers that the dequantised fp32 weights (what training and evaluation
+    use) got right. Other base folders have no copy and are served by transformers.
+    """
+    from tools.deploy import write_serving_gguf
     from tools.export_gguf import original_gguf
 
-    return original_gguf(folder) or (smollm2_gguf_path() if base_name == DEFAULT_BASE else None)
+    target = folder / f"{folder.name}-f16.gguf"
+    if target.is_file():
+        return target
+    if original_gguf(folder) is None:
+        return None
+    try:
+        return write_serving_gguf(folder, target, name=base_name, base_dir=folder)
+    except OSError as exc:  # a read-only cache: serve with transformers rather than fail
+        log.warning("could not write %s (%s); serving %s with transformers", target, exc, base_name)
+        return None
 
 
 def load_version(row: dict[str, Any], options: RunnerOptions | None = None) -> LoadedModel:
@@ -150,9 +165,13 @@ def load_version(row: dict[str, Any], options: RunnerOptions | None = None) -> L
 
 def load_base(name: str | Path, options: RunnerOptions | None = None) -> LoadedModel:
     """Load a base model by built-in name or folder (what the endpoint serves when nothing is deployed)."""
+    from tools.serve_llamacpp import llamacpp_available
+
+    options = options or RunnerOptions()
     base = resolve_base(name)
-    return _load(base.name, "base", base.path, base.path, base_gguf(base.name, base.path),
-                 options or RunnerOptions(), context_cap=base.context_length)
+    wants_gguf = options.backend != "torch" and llamacpp_available()
+    return _load(base.name, "base", base.path, base.path, base_gguf(base.name, base.path) if wants_gguf else None,
+                 options, context_cap=base.context_length)
 
 
 def load_named(store: Store, name: str | None, options: RunnerOptions | None = None) -> LoadedModel:
