@@ -203,6 +203,18 @@ def check_divergence(losses: list[float], *, factor: float = 4.0) -> None:
         raise TrialDiverged(f"loss went from {losses[0]:.3f} to {last:.3f}")
 
 
+def divergence_watch() -> Callable[[dict[str, Any]], None]:
+    """A training `on_log` callback that raises TrialDiverged as soon as the logged loss explodes."""
+    losses: list[float] = []
+
+    def watch(log: dict[str, Any]) -> None:
+        if log.get("loss") is not None:
+            losses.append(float(log["loss"]))
+            check_divergence(losses)
+
+    return watch
+
+
 def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 

@@ -51,17 +51,10 @@ def sweep(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
     def run_trial(trial: sweeps.Trial) -> Any:
         out = sweeps.trial_dir(root, trial)
-        losses: list[float] = []
-
-        def watch(log: dict[str, Any]) -> None:
-            if log.get("loss") is not None:
-                losses.append(float(log["loss"]))
-                sweeps.check_divergence(losses)
-
         return trace.tool(f"train trial {trial.name}", trainer.train,
                           _config(state, trial.overrides, steps, evaluations=1),
                           base.path, training_file(data), data["val_path"], out,
-                          resume=(out / trainer.CHECKPOINTS).exists(), on_log=watch)
+                          resume=(out / trainer.CHECKPOINTS).exists(), on_log=sweeps.divergence_watch())
 
     def score(trial: sweeps.Trial) -> float | None:
         weights = Path(trial.output_dir) / ("model" if trial.overrides.get("method") == "full" else "adapter")

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tools.sweep import Trial, TrialDiverged, check_divergence, default_grid, rank, run_sweep
+from tools.sweep import Trial, TrialDiverged, check_divergence, default_grid, divergence_watch, rank, run_sweep
 
 
 def test_default_grid_has_k_named_trials_starting_with_the_field_default() -> None:
@@ -88,17 +88,10 @@ def test_real_sweep_on_the_tiny_model_ranks_by_val_loss_and_stops_a_diverging_tr
     (data / "val.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
 
     def run_trial(trial: Trial):
-        losses: list[float] = []
-
-        def watch(log):
-            if log.get("loss") is not None:
-                losses.append(float(log["loss"]))
-                check_divergence(losses)
-
         config = TrainConfig(max_steps=12, batch_size=4, max_length=128, eval_steps=6, save_steps=6,
                              early_stopping_patience=0, warmup_ratio=0.0, dropout=0.0, **trial.overrides)
         return train(config, tiny_model_dir, data / "train.jsonl", data / "val.jsonl", trial_dir(tmp_path, trial),
-                     progress=False, on_log=watch)
+                     progress=False, on_log=divergence_watch())
 
     # A: too gentle to move; B: learns the format; C: full fine-tuning at a rate that blows the loss up
     # (LoRA alone cannot: the final norm bounds the logits while adapters run wild).

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tools.sweep import Trial, check_divergence, run_sweep, trial_dir
+from tools.sweep import Trial, divergence_watch, run_sweep, trial_dir
 from tools.sweep_ray import trial_resources
 
 
@@ -47,16 +47,9 @@ def test_real_sweep_runs_as_ray_tune_trials_ranked_by_val_loss(ray_cluster, tiny
         out = trial_dir(tmp_path, trial)
         out.mkdir(parents=True, exist_ok=True)
         (out / "pid").write_text(str(os.getpid()))
-        losses: list[float] = []
-
-        def watch(log):
-            if log.get("loss") is not None:
-                losses.append(float(log["loss"]))
-                check_divergence(losses)
-
         config = TrainConfig(max_steps=10, batch_size=4, max_length=128, eval_steps=10, save_steps=10,
                              early_stopping_patience=0, warmup_ratio=0.0, dropout=0.0, **trial.overrides)
-        return train(config, tiny_model_dir, train_path, val_path, out, progress=False, on_log=watch)
+        return train(config, tiny_model_dir, train_path, val_path, out, progress=False, on_log=divergence_watch())
 
     # A: too gentle to move; B: learns the format; C: full fine-tuning at a rate that blows the loss up;
     # D: an invalid configuration, which fails before training.
