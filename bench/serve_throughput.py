@@ -76,7 +76,7 @@ def llamacpp_direct(gguf: Path, prompt_ids: list[int], threads: int, repeats: in
             "completion_tokens": out["usage"]["completion_tokens"], "threads": threads}
 
 
-def start_server(backend: str, port: int, home: Path) -> subprocess.Popen:
+def start_server(backend: str, port: int, home: Path) -> tuple[subprocess.Popen, dict]:
     env = {**os.environ, "INGRAIN_HOME": str(home)}
     ingrain = Path(sys.executable).parent / "ingrain"
     process = subprocess.Popen([str(ingrain), "serve", "--port", str(port), "--backend", backend,

@@ -14,7 +14,7 @@ from typing import Any
 from tools.errors import ToolError
 from tools.sweep import Trial, run_one
 
-# One CPU trainer keeps about two cores busy (see tools.train.pick_threads); more trials than that per two
+# One CPU trainer keeps about two cores busy (see tools.threads.pick_threads); more trials than that per two
 # cores only make each one slower.
 CPUS_PER_TRIAL = 2
 # Trials exchange only a few kB of results; Ray would otherwise reserve a third of the memory for objects.

@@ -50,11 +50,18 @@ def test_store_as_context_manager_closes_and_keeps_committed_rows(tmp_path: Path
         assert reopened.run(run_id)["goal"] == "goal"
 
 
-def test_promote_and_rollback_keep_exactly_one_production(tmp_path: Path) -> None:
+@pytest.fixture
+def two_versions(tmp_path: Path) -> Store:
+    """A store with versions v1 and v2 registered, each with a folder of its own."""
     store = Store(tmp_path / "a.db")
     for name in ("v1", "v2"):
         (tmp_path / name).mkdir()
         store.register_model(name, base="b", kind="merged", path=str(tmp_path / name))
+    return store
+
+
+def test_promote_and_rollback_keep_exactly_one_production(two_versions: Store) -> None:
+    store = two_versions
     store.promote("v1")
     store.promote("v2")
     assert store.production_model()["name"] == "v2"
@@ -62,11 +69,8 @@ def test_promote_and_rollback_keep_exactly_one_production(tmp_path: Path) -> Non
     assert [m["name"] for m in store.models() if m["status"] == "production"] == ["v1"]
 
 
-def test_promote_refuses_a_version_whose_files_are_gone(tmp_path: Path) -> None:
-    store = Store(tmp_path / "a.db")
-    for name in ("v1", "v2"):
-        (tmp_path / name).mkdir()
-        store.register_model(name, base="b", kind="merged", path=str(tmp_path / name))
+def test_promote_refuses_a_version_whose_files_are_gone(two_versions: Store, tmp_path: Path) -> None:
+    store = two_versions
     store.promote("v1")
     (tmp_path / "v2").rmdir()
     with pytest.raises(StoreError, match="missing"):
