@@ -124,3 +124,44 @@ def test_a_deployed_version_gets_a_gguf_copy_that_llamacpp_serves_like_transform
     params = SamplingParams(max_tokens=16, temperature=0)
     assert generate(fast, ids, params).text == generate(reference, ids, params).text
     fast.runner.close()
+
+
+def test_the_endpoint_streams_concurrent_clients_through_llamacpp(workspace, tiny_model_dir, tmp_path) -> None:
+    import shutil
+    import threading
+
+    import httpx
+    import openai
+
+    from memory import usage
+    from memory.store import Store
+    from tools.deploy import GGUF_FILE, write_serving_gguf
+    from tools.serve import bound_port, running_server
+    from tools.serve_config import ServeConfig
+
+    shutil.copytree(tiny_model_dir, tmp_path / "model")
+    write_serving_gguf(tmp_path / "model", tmp_path / GGUF_FILE, name="tiny-v1", base_dir=tiny_model_dir)
+    with Store.open(workspace) as store:
+        store.register_model("tiny-v1", base=str(tiny_model_dir), kind="full", path=str(tmp_path / "model"))
+        store.promote("tiny-v1")
+    replies: list[str] = []
+    with running_server(ServeConfig(port=0, log_content="full"), workspace) as server:
+        base = f"http://127.0.0.1:{bound_port(server)}"
+        assert httpx.get(base + "/healthz").json()["backend"] == "llama.cpp"
+        api = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=60)
+
+        def ask(i: int) -> None:
+            chunks = api.chat.completions.create(model="tiny-v1", max_tokens=24, temperature=0, stream=True,
+                                                 messages=[{"role": "user", "content": f"summary {i}"}])
+            replies.append("".join(c.choices[0].delta.content or "" for c in chunks if c.choices))
+
+        clients = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join()
+    assert len(replies) == 4 and all(replies)
+    with Store.open(workspace) as store:
+        rows = usage.usage_rows(store, limit=None)
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}
+    assert all(r["completion_tokens"] > 0 for r in rows)
