@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from memory.workspace import atomic_write_text
 from tools.errors import ToolError
-from tools.models import load_model, load_tokenizer
+from tools.models import adapter_tokenizer_dir, load_merged, load_model, load_tokenizer
 from tools.threads import pick_threads
 
 if TYPE_CHECKING:
@@ -61,12 +61,9 @@ def load_for_eval(spec: Any) -> LoadedModel:
     if isinstance(spec, tuple):
         base_dir, adapter_dir = (Path(p) for p in spec)
         model_id = model_fingerprint(base_dir, adapter_dir)
-        from peft import PeftModel
-
-        has_tokenizer = (adapter_dir / "tokenizer_config.json").is_file()
-        tokenizer = load_tokenizer(adapter_dir if has_tokenizer else base_dir)
+        tokenizer = load_tokenizer(adapter_tokenizer_dir(base_dir, adapter_dir))
         # Merging removes the per-layer LoRA matmuls, which dominate small-model decode time on a CPU.
-        model = PeftModel.from_pretrained(load_model(base_dir), str(adapter_dir)).merge_and_unload()
+        model = load_merged(base_dir, adapter_dir)
         label = f"{base_dir.name}+{adapter_dir.name}"
     else:
         folder = Path(spec)

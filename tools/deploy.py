@@ -47,16 +47,10 @@ def version_name(base: str, run_id: int) -> str:
 
 def merge_adapter(base_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
     """Fold a LoRA adapter into the base weights: one plain model, no adapter overhead per token."""
-    import torch
-    from peft import PeftModel
+    from tools.models import adapter_tokenizer_dir, load_merged, load_tokenizer
 
-    from tools.models import load_model, load_tokenizer
-
-    model = PeftModel.from_pretrained(load_model(base_dir, dtype=torch.float32), str(adapter_dir))
-    merged = model.merge_and_unload()
-    merged.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer_dir = adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else base_dir
-    load_tokenizer(tokenizer_dir).save_pretrained(out_dir)
+    load_merged(base_dir, adapter_dir).save_pretrained(out_dir, safe_serialization=True)
+    load_tokenizer(adapter_tokenizer_dir(base_dir, adapter_dir)).save_pretrained(out_dir)
     return out_dir
 
 

@@ -161,19 +161,15 @@ def _gguf_inputs(source: ExportSource, scratch_parent: Path, report: ExportProgr
     if source.hf_dir is not None:
         yield source.hf_dir, None
         return
-    import torch
-    from peft import PeftModel
-
-    from tools.models import load_model
+    from tools.models import adapter_tokenizer_dir, load_merged
 
     assert source.adapter_dir is not None
     base_dir = source.base_dir()
     report("merging adapter into its base", 0, 1)
     # Merged in memory: writing the merged safetensors only to read them back would double the disk traffic.
-    merged = PeftModel.from_pretrained(load_model(base_dir, dtype=torch.float32), str(source.adapter_dir))
-    weights = merged.merge_and_unload().state_dict()
+    weights = load_merged(base_dir, source.adapter_dir).state_dict()
     report("merging adapter into its base", 1, 1)
-    tokenizer_dir = source.adapter_dir if (source.adapter_dir / "tokenizer_config.json").is_file() else base_dir
+    tokenizer_dir = adapter_tokenizer_dir(base_dir, source.adapter_dir)
     scratch_parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=scratch_parent) as scratch:
         for folder in (base_dir, tokenizer_dir):

@@ -120,6 +120,19 @@ def load_model(path: Path | str, dtype: torch.dtype | None = None, **kwargs: Any
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype or torch.float32, **kwargs)
 
 
+def adapter_tokenizer_dir(base_dir: Path | str, adapter_dir: Path | str) -> Path:
+    """Where an adapter's tokenizer lives: saved beside the adapter, else the base's."""
+    adapter_dir = Path(adapter_dir)
+    return adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else Path(base_dir)
+
+
+def load_merged(base_dir: Path | str, adapter_dir: Path | str) -> PreTrainedModel:
+    """The base model with a LoRA adapter folded into its weights: one plain model, no per-layer LoRA matmuls."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(load_model(base_dir), str(adapter_dir)).merge_and_unload()
+
+
 def build_tiny_model(target: Path, *, vocab_words: list[str] | None = None, hidden: int = 64,
                      layers: int = 2, seed: int = 0) -> Path:
     """A randomly initialised Llama-family model with a small BPE tokenizer and ChatML, for fast tests."""

@@ -14,7 +14,7 @@ from memory.errors import StoreError
 from memory.store import Store
 from tools.deploy import GGUF_FILE
 from tools.errors import ToolError
-from tools.models import DEFAULT_BASE, load_model, load_tokenizer, resolve_base
+from tools.models import DEFAULT_BASE, adapter_tokenizer_dir, load_merged, load_model, load_tokenizer, resolve_base
 
 log = logging.getLogger("ingrain.serve")
 
@@ -79,9 +79,9 @@ def _eos_ids(generation_config: Any, tokenizer: Any) -> frozenset[int]:
     return frozenset(ids)
 
 
-def _load(name: str, kind: str, folder: Path, tokenizer_dir: Path, gguf: Path | None, options: RunnerOptions, *,
+def _load(name: str, kind: str, folder: Path, tokenizer_dir: Path, gguf: Path, options: RunnerOptions, *,
           adapter: Path | None = None, context_cap: int | None = None) -> LoadedModel:
-    """Load for serving: llama.cpp on the GGUF copy when chosen, else the transformers weights."""
+    """Load for serving: llama.cpp on the GGUF copy at `gguf` when chosen, else the transformers weights."""
     from tools.serve_llamacpp import LlamaCppRunner, llamacpp_available
     from tools.serve_runner import TorchRunner
     from tools.threads import usable_cores
@@ -91,14 +91,15 @@ def _load(name: str, kind: str, folder: Path, tokenizer_dir: Path, gguf: Path | 
     context = int(config.get("max_position_embeddings") or 2048)
     if context_cap:
         context = min(context, context_cap)
-    use_llamacpp = options.backend == "llamacpp" or (options.backend == "auto" and gguf is not None
+    use_llamacpp = options.backend == "llamacpp" or (options.backend == "auto" and gguf.is_file()
                                                      and llamacpp_available())
     if use_llamacpp:
         if not llamacpp_available():
-            raise ToolError("--backend llamacpp needs llama-cpp-python: pip install 'ingrain-agent[llamacpp]'.")
-        if gguf is None:
-            raise ToolError(f"{name} has no GGUF copy for llama.cpp: run `ingrain models export {name} --format "
-                            f"gguf`, or serve it with --backend torch.")
+            raise ToolError("--backend llamacpp needs llama-cpp-python: run scripts/bootstrap.sh (it builds it) or "
+                            "pip install 'ingrain-agent[llamacpp]'; or serve with --backend torch.")
+        if not gguf.is_file():
+            raise ToolError(f"{name} has no GGUF copy for llama.cpp at {gguf}: write one with `ingrain models "
+                            f"export {name} --format gguf --out {gguf}`, or serve it with --backend torch.")
         from transformers import GenerationConfig
 
         try:
@@ -108,43 +109,34 @@ def _load(name: str, kind: str, folder: Path, tokenizer_dir: Path, gguf: Path | 
         context = min(context, LLAMACPP_CONTEXT)
         runner = LlamaCppRunner(gguf, context_length=context, max_batch=options.max_batch, threads=usable_cores())
         return LoadedModel(name, kind, None, tokenizer, context, _eos_ids(generation, tokenizer), runner)
-    model = load_model(folder)
-    if adapter is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    model = load_merged(folder, adapter) if adapter is not None else load_model(folder)
     model.eval()
     return LoadedModel(name, kind, model, tokenizer, context, _eos_ids(model.generation_config, tokenizer),
                        TorchRunner(model))
 
 
-def version_gguf(row: dict[str, Any]) -> Path | None:
-    """The GGUF copy of a registered version, if one was written."""
-    path = Path(row["path"])
-    candidate = path.parent / GGUF_FILE
-    return candidate if candidate.is_file() else None
+def version_gguf(row: dict[str, Any]) -> Path:
+    """Where a registered version's GGUF copy is (deploy writes it beside the version's files)."""
+    return Path(row["path"]).parent / GGUF_FILE
 
 
-def base_gguf(base_name: str, folder: Path) -> Path | None:
-    """An f16 GGUF of a cached base (one converted from a GGUF file), written once beside its weights.
+def base_gguf(base_name: str, folder: Path, *, write: bool = True) -> Path:
+    """Where a base's f16 GGUF copy is; with `write`, a cached base converted from a GGUF file gets it once.
 
     The f16 copy rather than the original file: the packaged SmolLM2 is Q4_1, and llama.cpp's quantised
     arithmetic on it changed answers that the dequantised fp32 weights (what training and evaluation
-    use) got right. Other base folders have no copy and are served by transformers.
+    use) got right. Other base folders have no copy unless one is exported there.
     """
     from tools.deploy import write_serving_gguf
     from tools.export_gguf import original_gguf
 
     target = folder / f"{folder.name}-f16.gguf"
-    if target.is_file():
-        return target
-    if original_gguf(folder) is None:
-        return None
-    try:
-        return write_serving_gguf(folder, target, name=base_name, base_dir=folder)
-    except OSError as exc:  # a read-only cache: serve with transformers rather than fail
-        log.warning("could not write %s (%s); serving %s with transformers", target, exc, base_name)
-        return None
+    if write and not target.is_file() and original_gguf(folder) is not None:
+        try:
+            write_serving_gguf(folder, target, name=base_name, base_dir=folder)
+        except OSError as exc:  # a read-only cache: serve with transformers rather than fail
+            log.warning("could not write %s (%s); serving %s with transformers", target, exc, base_name)
+    return target
 
 
 def load_version(row: dict[str, Any], options: RunnerOptions | None = None) -> LoadedModel:
@@ -156,10 +148,8 @@ def load_version(row: dict[str, Any], options: RunnerOptions | None = None) -> L
                         "`ingrain models rollback` returns to the previous version.")
     if row["kind"] == "adapter":
         base = resolve_base(row["base"])
-        tokenizer_dir = path if (path / "tokenizer_config.json").is_file() else base.path
-        # An adapter has no GGUF copy of its own; llama.cpp would serve the base without it.
-        return _load(row["name"], "adapter", base.path, tokenizer_dir, None,
-                     RunnerOptions("torch", options.max_batch), adapter=path)
+        return _load(row["name"], "adapter", base.path, adapter_tokenizer_dir(base.path, path), version_gguf(row),
+                     options, adapter=path)
     return _load(row["name"], row["kind"], path, path, version_gguf(row), options)
 
 
@@ -169,9 +159,9 @@ def load_base(name: str | Path, options: RunnerOptions | None = None) -> LoadedM
 
     options = options or RunnerOptions()
     base = resolve_base(name)
-    wants_gguf = options.backend != "torch" and llamacpp_available()
-    return _load(base.name, "base", base.path, base.path, base_gguf(base.name, base.path) if wants_gguf else None,
-                 options, context_cap=base.context_length)
+    # Writing the f16 copy is worth it only when llama.cpp will read it.
+    gguf = base_gguf(base.name, base.path, write=options.backend != "torch" and llamacpp_available())
+    return _load(base.name, "base", base.path, base.path, gguf, options, context_cap=base.context_length)
 
 
 def load_named(store: Store, name: str | None, options: RunnerOptions | None = None) -> LoadedModel:

@@ -43,7 +43,7 @@ class TrainConfig:
     logging_steps: int = field(default=1, metadata={"help": "progress line every N optimizer steps"})
     bf16: str | bool = field(default="auto", metadata={
         "help": "auto = on when the CPU has native BF16 (avx512_bf16 / amx_bf16) or CUDA supports it"})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads; 0 = one per physical core"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads; 0 = the cores idle right now"})
     gradient_checkpointing: str | bool = field(default="auto", metadata={
         "help": "recompute activations in backward to save memory; auto = on with CUDA only (on a CPU "
                 "memory is plentiful and the recomputation costs about a third of the step)"})
@@ -89,7 +89,7 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: Path | str, **overrides: Any) -> TrainConfig:
-        """Load a preset (a path, or a name in presets/ such as `lora-cpu`), then apply `overrides`."""
+        """Load a preset (a path, or a name in tools/presets/ such as `lora-cpu`), then apply `overrides`."""
         import yaml
 
         path = resolve_preset(path)

@@ -165,3 +165,12 @@ def test_the_endpoint_streams_concurrent_clients_through_llamacpp(workspace, tin
         rows = usage.usage_rows(store, limit=None)
     assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}
     assert all(r["completion_tokens"] > 0 for r in rows)
+
+
+def test_llamacpp_without_a_gguf_copy_names_the_export_that_writes_it(tiny_model_dir) -> None:
+    from tools.serve_models import load_version
+
+    row = {"name": "tiny-v1", "kind": "full", "path": str(tiny_model_dir), "base": str(tiny_model_dir)}
+    with pytest.raises(ToolError, match=r"ingrain models export tiny-v1 --format gguf --out .*model\.gguf"):
+        load_version(row, RunnerOptions("llamacpp"))
+    assert load_version(row).backend == "torch"  # auto falls back when there is no copy
