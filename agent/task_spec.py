@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from tools.ingest import BUILTIN_CORPORA as BUILTIN_CORPORA  # re-exported for agent.goal
+from tools.data.ingest import BUILTIN_CORPORA as BUILTIN_CORPORA  # re-exported for agent.goal
 from tools.models import DEFAULT_BASE
 
 Objective = Literal["style", "knowledge", "task"]

@@ -66,8 +66,8 @@ def main() -> int:
     from memory.store import Store
     from memory.workspace import Workspace
     from tools.models import build_tiny_model, convert_smollm2
-    from tools.serve import bound_port, running_server
-    from tools.serve_config import ServeConfig
+    from tools.serve.config import ServeConfig
+    from tools.serve.server import bound_port, running_server
 
     ws = Workspace.from_env().ensure()
     cache = ws.models_dir

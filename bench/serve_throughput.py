@@ -142,8 +142,8 @@ def main() -> int:
 
     os.environ.setdefault("INGRAIN_MODEL_CACHE", str(REPO / ".cache" / "models"))
     from tools.models import load_tokenizer, resolve_base, smollm2_gguf_path
-    from tools.serve_models import base_gguf
-    from tools.threads import usable_cores
+    from tools.serve.slot import base_gguf
+    from tools.train.threads import usable_cores
 
     base = resolve_base()
     messages, prompt_ids = build_messages(load_tokenizer(base.path), PROMPT_TOKENS)

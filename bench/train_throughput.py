@@ -8,7 +8,7 @@ chat examples, with the loss on assistant tokens only.
 
 - reference: `transformers.Trainer`, fp32, 8 examples per step padded to the longest in the batch,
   no packing, torch's default thread count.
-- ingrain: `tools.train.train` with the lora-cpu preset: packed rows (no pad tokens), the LM head run
+- ingrain: `tools.train.trainer.train` with the lora-cpu preset: packed rows (no pad tokens), the LM head run
   on labelled positions only, no gradient checkpointing and no LoRA dropout on a CPU, BF16 only on CPUs
   with native BF16, threads picked from the machine's load.
 
@@ -37,9 +37,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tools.models import load_model, load_tokenizer, resolve_base
-from tools.train import train
-from tools.train_config import ALL_LINEAR, TrainConfig
-from tools.train_data import IGNORE, build_dataset
+from tools.train.config import ALL_LINEAR, TrainConfig
+from tools.train.data import IGNORE, build_dataset
+from tools.train.trainer import train
 
 EXAMPLES_PER_STEP = 8
 TOPICS = ["caching", "retries", "logging", "pagination", "rate limits", "timeouts", "migrations", "indexes"]

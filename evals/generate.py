@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from memory.workspace import atomic_write_text
 from tools.errors import ToolError
 from tools.models import adapter_tokenizer_dir, load_merged, load_model, load_tokenizer
-from tools.threads import pick_threads
+from tools.train.threads import pick_threads
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -169,7 +169,7 @@ def eval_threads(model: PreTrainedModel) -> int | None:
     """Threads for evaluation forward passes (INGRAIN_EVAL_THREADS overrides); None keeps torch's default.
 
     A model this small decodes fastest on one thread (per-token overhead, not arithmetic); a larger one
-    gets the cores that are idle right now (tools.threads).
+    gets the cores that are idle right now (tools.train.threads).
     """
     override = os.environ.get("INGRAIN_EVAL_THREADS")
     if override:

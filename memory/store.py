@@ -77,7 +77,7 @@ class Store:
         return len(MIGRATIONS)
 
     @contextmanager
-    def _tx(self) -> Iterator[None]:
+    def transaction(self) -> Iterator[None]:
         """One write transaction: all of it lands, or none of it."""
         conn = self.db.conn
         conn.execute("BEGIN IMMEDIATE")
@@ -100,7 +100,7 @@ class Store:
     # -- runs ---------------------------------------------------------------
     def create_run(self, goal: str, policy: str, spec: dict[str, Any] | None = None) -> int:
         now = time.time()
-        with self._tx():
+        with self.transaction():
             table = self.db["runs"].insert(
                 {"goal": goal, "policy": policy, "spec": _encode(spec) if spec else None,
                  "status": "created", "created": now, "updated": now}
@@ -123,7 +123,7 @@ class Store:
             if fields[key] is not None and not isinstance(fields[key], str):
                 fields[key] = _encode(fields[key])
         fields["updated"] = time.time()
-        with self._tx():
+        with self.transaction():
             self.db["runs"].update(int(run_id), fields)
 
     def claim_run(self, run_id: int, pid: int | None = None) -> bool:
@@ -156,7 +156,7 @@ class Store:
     # -- trace events -------------------------------------------------------
     def record_event(self, run_id: int, kind: str, *, node: str | None = None, name: str | None = None,
                      data: Any = None, duration_s: float | None = None) -> int:
-        with self._tx():
+        with self.transaction():
             table = self.db["events"].insert(
                 {"run_id": int(run_id), "ts": time.time(), "node": node, "kind": kind, "name": name,
                  "data": _encode(data) if data is not None else None, "duration_s": duration_s}
@@ -174,7 +174,7 @@ class Store:
     # -- datasets -----------------------------------------------------------
     def record_dataset(self, dataset_id: str, path: str, *, run_id: int | None = None,
                        counts: tuple[int, int, int] = (0, 0, 0), report: Any = None) -> None:
-        with self._tx():
+        with self.transaction():
             self.db["datasets"].upsert(
                 {"id": dataset_id, "run_id": run_id, "path": path, "n_train": counts[0], "n_val": counts[1],
                  "n_test": counts[2], "report": _encode(report) if report is not None else None,
@@ -193,7 +193,7 @@ class Store:
         """Register a candidate version. Call only after its files are complete on disk."""
         if not Path(path).exists():
             raise StoreError(f"Refusing to register {name}: {path} does not exist.")
-        with self._tx():
+        with self.transaction():
             self.db["models"].insert(
                 {"name": name, "run_id": run_id, "base": base, "kind": kind, "path": str(path),
                  "dataset_id": dataset_id, "config": _encode(config), "metrics": _encode(metrics),
@@ -204,7 +204,7 @@ class Store:
         for key in JSON_COLUMNS & fields.keys():
             if fields[key] is not None and not isinstance(fields[key], str):
                 fields[key] = _encode(fields[key])
-        with self._tx():
+        with self.transaction():
             self.db["models"].update(name, fields)
 
     def model(self, name: str) -> dict[str, Any]:
@@ -228,7 +228,7 @@ class Store:
             raise StoreError(f"Cannot promote {name}: its files at {target['path']} are missing; "
                              "production is unchanged.")
         now = time.time()
-        with self._tx():
+        with self.transaction():
             self.db.conn.execute("UPDATE models SET status = 'archived' WHERE status = 'production'")
             self.db.conn.execute("UPDATE models SET status = 'production', promoted = ? WHERE name = ?",
                                  (now, name))
@@ -242,7 +242,7 @@ class Store:
         if not rows:
             raise StoreError("Nothing to roll back to: no version was in production before the current one.")
         previous = rows[0]["name"]
-        with self._tx():
+        with self.transaction():
             if current:
                 self.db.conn.execute("UPDATE models SET status = 'candidate', promoted = NULL WHERE name = ?",
                                      (current["name"],))
@@ -251,7 +251,7 @@ class Store:
 
     # -- lessons ------------------------------------------------------------
     def add_lesson(self, topic: str, text: str, *, run_id: int | None = None, data: Any = None) -> None:
-        with self._tx():
+        with self.transaction():
             self.db["lessons"].insert({"run_id": run_id, "topic": topic, "text": text,
                                        "data": _encode(data) if data is not None else None,
                                        "created": time.time()})

@@ -62,8 +62,8 @@ def write_serving_gguf(model_dir: Path, out_file: Path, *, name: str, base_dir: 
     """
     import logging
 
-    from tools.export_gguf import original_gguf, write_gguf
-    from tools.serve_llamacpp import llamacpp_available
+    from tools.export.gguf import original_gguf, write_gguf
+    from tools.serve.llamacpp import llamacpp_available
 
     if not llamacpp_available():
         return None

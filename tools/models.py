@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memory.workspace import Workspace, atomic_dir
-from tools.chat import CHATML_TEMPLATE
 from tools.errors import ToolError
+from tools.train.chat_template import CHATML_TEMPLATE
 
 if TYPE_CHECKING:
     import torch

@@ -12,7 +12,8 @@ from agent.context import Context
 from agent.state import State
 from agent.trace import Tracer, traced
 from evals.generate import generate_replies
-from tools import datasets, ingest, replay, synth
+from tools import data as datasets
+from tools.data import ingest, replay, synth
 from tools.models import resolve_base
 
 # Below ~10 hold-out examples a verdict cannot claim significance; small data sets still keep 4/5 for training.

@@ -10,7 +10,7 @@ from agent.context import Context
 from agent.state import State
 from agent.trace import Tracer, traced
 from evals.verdict import Criteria, run_evaluation
-from tools.datasets import read_jsonl
+from tools.data import read_jsonl
 from tools.models import resolve_base
 
 # Two models x this many generations fit a few minutes on two CPU cores (see README, Evaluation speed).

@@ -12,11 +12,11 @@ from agent.state import State
 from agent.trace import Tracer, traced
 from evals.quick import objective_score
 from tools import sweep as sweeps
-from tools import train as trainer
-from tools.datasets import read_jsonl, write_jsonl
+from tools.data import read_jsonl, write_jsonl
 from tools.deploy import version_name
 from tools.models import resolve_base
-from tools.train_config import TrainConfig
+from tools.train import trainer
+from tools.train.config import TrainConfig
 
 
 def _config(state: State, overrides: dict[str, Any], max_steps: int, *, evaluations: int) -> TrainConfig:

@@ -12,10 +12,11 @@ from agent.context import Context
 from agent.errors import AgentError
 from agent.state import State
 from agent.trace import Tracer, traced
-from tools import estimate, sweep
+from tools import sweep
 from tools.errors import ToolError
 from tools.models import resolve_base
-from tools.train_config import TrainConfig
+from tools.train import estimate
+from tools.train.config import TrainConfig
 
 
 def _parse(text: str, state: State, runtime: Runtime[Context], trace: Tracer) -> tuple[dict[str, Any], list[str]]:

@@ -22,8 +22,8 @@ def chat(topic: str) -> dict:
 def test_tuned_smollm2_is_clearly_more_in_style_than_base_in_the_report(smollm2_dir: Path, tmp_path: Path) -> None:
     from evals.report import write_report
     from evals.verdict import Criteria, run_evaluation
-    from tools.train import train
-    from tools.train_config import TrainConfig
+    from tools.train.config import TrainConfig
+    from tools.train.trainer import train
 
     rows = [chat(t) for t in TOPICS]
     train_rows, val_rows, holdout = rows[:14], rows[14:16], rows[16:]

@@ -1,0 +1,72 @@
+"""The `ingrain` command line: the verbs and flags of DESIGN.md's contract, one module per command group.
+
+Nothing heavy is imported at module level, so `ingrain --help` is instant. Every error leaves as a message
+(a traceback only with --debug); with --json it leaves as one JSON document on stdout: {"error": {...}}.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+import warnings
+from typing import Annotated
+
+import click
+import typer
+
+from agent.cli import data, models, runs, serve  # noqa: F401  (each module adds its commands to `app`)
+from agent.cli.common import DEBUG, JSON_MODE, app, emit_error, err
+from agent.errors import AgentError
+from memory.errors import StoreError
+from tools.errors import ToolError
+
+
+@app.callback()
+def root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+    DEBUG["on"] = debug
+
+
+def main() -> None:
+    # Our own progress lines replace the libraries' bars (weights loading, dataset packing).
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecations are not the user's to fix
+    JSON_MODE["on"] = "--json" in sys.argv[1:]
+    try:
+        code = app(standalone_mode=False)  # returns a command's exit code instead of calling sys.exit
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:  # usage errors: a missing argument, an unknown option, a bad value
+        if JSON_MODE["on"]:
+            emit_error("usage", exc.format_message(), exc.exit_code)
+        else:
+            show_usage_error(exc)
+        sys.exit(exc.exit_code)
+    except (AgentError, ToolError, StoreError) as exc:
+        if DEBUG["on"]:
+            traceback.print_exc(file=sys.stderr)
+        if JSON_MODE["on"]:
+            emit_error(type(exc).__name__, str(exc), 1)
+        else:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except (KeyboardInterrupt, click.exceptions.Abort):  # click turns Ctrl-C into Abort
+        err.print("interrupted: `ingrain runs` shows the run; `ingrain resume RUN` continues it.")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def show_usage_error(exc: click.ClickException) -> None:
+    """Typer's own panel for usage errors, as in standalone mode; click's plain text where it is missing."""
+    try:
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)
+    except (ImportError, AttributeError):
+        exc.show()
+
+
+if __name__ == "__main__":
+    main()

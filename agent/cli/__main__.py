@@ -1,0 +1,5 @@
+"""`python -m agent.cli`: the same entry point as the `ingrain` script."""
+
+from agent.cli import main
+
+main()

@@ -1,0 +1,144 @@
+"""`ingrain data ...`: dataset commands (validate) as a typer sub-app the main CLI mounts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from agent.cli.common import JsonOpt, app
+from tools.data.issues import ISSUE_CODES
+from tools.data.validate import ValidationReport, validate_dataset
+from tools.errors import ToolError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+data_app = typer.Typer(help="Dataset commands: validate a dataset before training on it.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+# Typer's rich help keeps single newlines, so each paragraph is one line and each issue code one row.
+_SEVERITY_HELP = "\n\n".join(
+    f"[bold]{severity}s[/bold] ({'exit 1' if severity == 'error' else 'reported, exit 0'}):\n"
+    + "\n".join(f"  {code}: {text}" for code, (sev, text) in ISSUE_CODES.items() if sev == severity)
+    for severity in ("error", "warning")
+)
+_VALIDATE_HELP = (
+    "Validate a dataset (JSONL, JSON, CSV, Parquet or a `save_to_disk` folder) and report every issue with "
+    "its line (or row) number.\n\n"
+    "Accepted record formats: OpenAI `messages`, ShareGPT `conversations`, Alpaca "
+    "`instruction`/`input`/`output`, `prompt`/`completion`, and plain `text` (trained as language "
+    "modelling, flagged as a warning).\n\n"
+    "Exit code 0 when there are no errors, 1 when there is at least one; warnings never fail.\n\n"
+    f"{_SEVERITY_HELP}\n\n"
+    "Token lengths are estimated (~4 characters per token + 5 per turn) unless --base gives a tokenizer."
+)
+
+PathArg = Annotated[Path, typer.Argument(help="Dataset file or saved `datasets` folder.", show_default=False)]
+ContextOpt = Annotated[int, typer.Option("--context-length", min=1,
+                                         help="Examples longer than this many tokens are flagged.")]
+BaseOpt = Annotated[str | None, typer.Option("--base", help="Base model name or folder whose tokenizer and "
+                                                            "chat template measure lengths exactly.")]
+ValOpt = Annotated[Path | None, typer.Option("--val", help="Validation file to check for overlap with PATH.")]
+LimitOpt = Annotated[int, typer.Option("--limit", min=0,
+                                       help="Issues to list in the table (--json lists all).")]
+
+
+@data_app.callback()
+def data() -> None:
+    """Dataset commands: validate a dataset before training on it."""
+
+
+@data_app.command("validate", help=_VALIDATE_HELP)
+def validate(path: PathArg, as_json: JsonOpt = False, context_length: ContextOpt = 2048, base: BaseOpt = None,
+             val: ValOpt = None, limit: LimitOpt = 50) -> None:
+    console = Console(highlight=False)
+    try:
+        tokenizer = _tokenizer(base) if base else None
+    except ToolError as err:
+        _fail(str(err), as_json)
+    report = validate_dataset(path, tokenizer=tokenizer, context_length=context_length, val_path=val)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        _render(console, report, limit)
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+def _tokenizer(base: str) -> PreTrainedTokenizerBase:
+    # Imported here: loading transformers would make `ingrain --help` slow.
+    from tools.models import load_tokenizer, resolve_base
+
+    return load_tokenizer(resolve_base(base).path)
+
+
+def _fail(message: str, as_json: bool) -> NoReturn:
+    if as_json:
+        typer.echo(json.dumps({"ok": False, "error": message}, ensure_ascii=False))
+    else:
+        Console(stderr=True, highlight=False).print(f"[red]error:[/red] {escape(message)}")
+    raise typer.Exit(code=1)
+
+
+def _render(console: Console, report: ValidationReport, limit: int) -> None:
+    fatal = [i for i in report.issues if i.code in ("missing_file", "unreadable_file")]
+    if fatal and report.n_records == 0:
+        # Nothing was read: a table of zeros would hide the one thing to fix.
+        for item in fatal:
+            console.print(f"[red]error:[/red] {escape(item.message)}")
+        return
+    summary = Table(title=f"Dataset {escape(report.path)}", show_header=False, title_justify="left")
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_row("records", str(report.n_records))
+    summary.add_row("valid", str(report.n_valid))
+    summary.add_row("formats", ", ".join(f"{k} {v}" for k, v in sorted(report.formats.items())) or "-")
+    summary.add_row("errors", f"[red]{len(report.errors)}[/red]" if report.errors else "0")
+    summary.add_row("warnings", f"[yellow]{len(report.warnings)}[/yellow]" if report.warnings else "0")
+    if report.val_path:
+        summary.add_row("checked against", escape(report.val_path))
+    console.print(summary)
+
+    if report.lengths:
+        s = report.lengths
+        lengths = Table(title=f"Token lengths ({s.method})", title_justify="left")
+        for column in ("min", "p50", "p95", "max", f"> {s.context_length}"):
+            lengths.add_column(column, justify="right")
+        lengths.add_row(str(s.min), str(s.p50), str(s.p95), str(s.max), str(s.over_limit))
+        console.print(lengths)
+
+    if report.issues:
+        counts = Table(title="Issues by kind", title_justify="left")
+        for column in ("severity", "code", "count"):
+            counts.add_column(column, justify="right" if column == "count" else "left")
+        by_kind = sorted(report.issue_counts().items(), key=lambda kv: (ISSUE_CODES[kv[0]][0], kv[0]))
+        for code, count in by_kind:
+            counts.add_row(_severity(ISSUE_CODES[code][0]), code, str(count))
+        console.print(counts)
+        table = Table(title=f"Issues ({min(limit, len(report.issues))} of {len(report.issues)})",
+                      title_justify="left")
+        table.add_column(report.location, justify="right")
+        table.add_column("severity")
+        table.add_column("code")
+        table.add_column("message", overflow="fold")
+        for item in report.issues[:limit]:
+            table.add_row(str(item.line or "-"), _severity(item.severity), item.code, escape(item.message))
+        console.print(table)
+
+    if report.ok:
+        console.print(f"[green]ok[/green]: {report.n_valid} valid examples"
+                      + (f", {len(report.warnings)} warnings" if report.warnings else ""))
+    else:
+        console.print(f"[red]{len(report.errors)} errors[/red]: fix the {report.location}s listed above "
+                      "(warnings alone do not fail validation).")
+
+
+def _severity(severity: str) -> str:
+    return f"[red]{severity}[/red]" if severity == "error" else f"[yellow]{severity}[/yellow]"
