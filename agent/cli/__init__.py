@@ -12,7 +12,6 @@ import traceback
 import warnings
 from typing import Annotated
 
-import click
 import typer
 
 from agent.cli import data, models, runs, serve  # noqa: F401  (each module adds its commands to `app`)
@@ -36,9 +35,11 @@ def main() -> None:
     JSON_MODE["on"] = "--json" in sys.argv[1:]
     try:
         code = app(standalone_mode=False)  # returns a command's exit code instead of calling sys.exit
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.ClickException as exc:  # usage errors: a missing argument, an unknown option, a bad value
+    # Usage errors: a missing argument, an unknown option, a bad value. Typer carries its own copy of click,
+    # so these are typer's classes, not the `click` package's (which typer never raises).
+    except typer.TyperException as exc:
         if JSON_MODE["on"]:
             emit_error("usage", exc.format_message(), exc.exit_code)
         else:
@@ -52,14 +53,18 @@ def main() -> None:
         else:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(1)
-    except (KeyboardInterrupt, click.exceptions.Abort):  # click turns Ctrl-C into Abort
+    except (KeyboardInterrupt, typer.Abort):
+        code = 130
+    if code == 130:  # typer turns Ctrl-C inside a command into exit code 130
         err.print("interrupted: `ingrain runs` shows the run; `ingrain resume RUN` continues it.")
-        sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def show_usage_error(exc: click.ClickException) -> None:
-    """Typer's own panel for usage errors, as in standalone mode; click's plain text where it is missing."""
+def show_usage_error(exc: typer.TyperException) -> None:
+    """Typer's own panel for usage errors, as in standalone mode; plain text where it is missing."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `ingrain` alone: the message is the help text
+        exc.show()
+        return
     try:
         from typer import rich_utils
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agent.cli.common import JsonOpt, app
+from agent.cli.common import JsonOpt, app, emit_error, err
 from tools.data.issues import ISSUE_CODES
 from tools.data.validate import ValidationReport, validate_dataset
 from tools.errors import ToolError
@@ -61,9 +61,14 @@ def validate(path: PathArg, as_json: JsonOpt = False, context_length: ContextOpt
     console = Console(highlight=False)
     try:
         tokenizer = _tokenizer(base) if base else None
-    except ToolError as err:
-        _fail(str(err), as_json)
+    except ToolError as exc:
+        _fail(str(exc), as_json)
     report = validate_dataset(path, tokenizer=tokenizer, context_length=context_length, val_path=val)
+    unread = [i.message for i in report.issues if i.code in ("missing_file", "unreadable_file")]
+    if unread and report.n_records == 0:
+        # Nothing was read, so there is no report to give: a table (or document) of zeros would hide the one
+        # thing to fix. This is the command failing, in the shape every command fails in.
+        _fail(" ".join(unread), as_json)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
     else:
@@ -81,19 +86,13 @@ def _tokenizer(base: str) -> PreTrainedTokenizerBase:
 
 def _fail(message: str, as_json: bool) -> NoReturn:
     if as_json:
-        typer.echo(json.dumps({"ok": False, "error": message}, ensure_ascii=False))
+        emit_error("ToolError", message, 1)
     else:
-        Console(stderr=True, highlight=False).print(f"[red]error:[/red] {escape(message)}")
+        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code=1)
 
 
 def _render(console: Console, report: ValidationReport, limit: int) -> None:
-    fatal = [i for i in report.issues if i.code in ("missing_file", "unreadable_file")]
-    if fatal and report.n_records == 0:
-        # Nothing was read: a table of zeros would hide the one thing to fix.
-        for item in fatal:
-            console.print(f"[red]error:[/red] {escape(item.message)}")
-        return
     summary = Table(title=f"Dataset {escape(report.path)}", show_header=False, title_justify="left")
     summary.add_column(style="bold")
     summary.add_column()

@@ -70,10 +70,12 @@ def test_json_errors_exit_one_with_the_report(tmp_path: Path) -> None:
 def test_missing_file_says_what_to_do_without_a_traceback(tmp_path: Path) -> None:
     result = invoke(str(tmp_path / "nope.jsonl"))
     assert result.exit_code == 1
-    assert "does not exist" in result.stdout and "check the path" in result.stdout
+    assert "does not exist" in result.stderr and "check the path" in result.stderr and not result.stdout
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
     as_json = invoke(str(tmp_path / "nope.jsonl"), "--json")
-    assert as_json.exit_code == 1 and json.loads(as_json.stdout)["issues"][0]["code"] == "missing_file"
+    error = json.loads(as_json.stdout)["error"]  # nothing was read: the command failed, in the common shape
+    assert as_json.exit_code == 1 and error["type"] == "ToolError" and error["exit_code"] == 1
+    assert "does not exist" in error["message"]
 
 
 def test_unknown_format_names_keys_and_formats(tmp_path: Path) -> None:
@@ -91,7 +93,7 @@ def test_base_tokenizer_measures_lengths_and_a_bad_base_is_a_clean_error(tmp_pat
     assert json.loads(result.stdout)["lengths"]["method"] == "tokenizer"
     bad = invoke(str(path), "--json", "--base", str(tmp_path / "no-such-model"))
     assert bad.exit_code == 1
-    assert "does not download" in json.loads(bad.stdout)["error"]
+    assert "does not download" in json.loads(bad.stdout)["error"]["message"]
     bad_text = invoke(str(path), "--base", str(tmp_path / "no-such-model"))
     assert bad_text.exit_code == 1 and "error:" in bad_text.stderr and "Traceback" not in bad_text.output
 
