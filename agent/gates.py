@@ -54,6 +54,8 @@ def winner_gate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         if choice not in names:
             raise ValueError(f"--choice {choice!r} is not a trial of this sweep; pick one of {', '.join(names)}.")
         return {"choice": choice}
+    if answer.get("stop"):
+        return {"choice": None, "stop_reason": f"sweep winner rejected: {answer.get('reason', '')}"}
     return {"choice": None, "plan_approved": False,
             "feedback": [answer.get("reason") or "sweep result rejected"]}
 
@@ -76,8 +78,10 @@ def after_plan_gate(state: State) -> Literal["gather", "plan", "reflect"]:
     return "reflect" if state.stop_reason else "plan"
 
 
-def after_winner_gate(state: State) -> Literal["train", "plan"]:
-    return "train" if state.choice else "plan"
+def after_winner_gate(state: State) -> Literal["train", "plan", "reflect"]:
+    if state.choice:
+        return "train"
+    return "reflect" if state.stop_reason else "plan"
 
 
 def after_evaluate(state: State) -> Literal["deploy_gate", "reflect"]:

@@ -104,6 +104,30 @@ def test_reject_plan_with_a_reason_replans_then_approve_runs_it(style_data, tiny
     assert counts["plan"] == 3 and counts["sweep"] == 1 and "train" not in counts
 
 
+def test_reject_stop_at_the_winner_gate_ends_the_run_without_training(style_data, tiny_model_dir) -> None:
+    outcome = runner.approve(start(style_data, tiny_model_dir, "interactive").run_id)
+    assert (outcome.exit_code, outcome.gate) == (3, "winner")
+    outcome = runner.reject(outcome.run_id, reason="not worth training", stop=True)
+    assert outcome.exit_code == 0 and outcome.status == "finished", outcome.message
+    assert "sweep winner rejected: not worth training" in outcome.message
+    counts = node_counts(outcome.run_id)
+    assert counts["plan"] == 1 and counts["sweep"] == 1 and counts["reflect"] == 1  # not back to plan
+    assert "train" not in counts and "deploy" not in counts
+    store = Store.open()
+    try:
+        run = store.run(outcome.run_id)
+        answer = store.events(outcome.run_id, kinds=["answer"])[-1]
+        versions = store.models()
+    finally:
+        store.close()
+    assert (run["status"], run["gate"], run["model"]) == ("finished", None, None)
+    assert answer["name"] == "winner" and answer["data"]["stop"] is True
+    assert versions == []
+    assert Path(outcome.report).exists()
+    with pytest.raises(AgentError, match="not waiting at a gate"):
+        runner.approve(outcome.run_id)
+
+
 def test_failing_evaluation_goes_to_reflect_without_deploying(style_data, tiny_model_dir) -> None:
     outcome = start(style_data, tiny_model_dir, "auto",
                     goal=GOAL + " and be at least 99% better than the base")
