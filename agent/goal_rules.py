@@ -8,10 +8,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from agent.task_spec import DEFAULT_BASE, Conflict, Source, SuccessCriteria, TaskSpec, slugify
+from tools.data.sources import is_dataset_file, is_document_file, is_saved_dataset, is_unreadable_document
 
-DATASET_SUFFIXES = {".jsonl", ".json", ".csv", ".parquet", ".tsv"}
-DOCUMENT_SUFFIXES = {".md", ".markdown", ".txt", ".rst", ".pdf", ".html", ".htm", ".org", ".tex", ".docx",
-                     ".epub", ".xml", ".py", ".ipynb"}
 MODEL_ALIASES = {"smollm2-135m": DEFAULT_BASE, "smollm2-135m-instruct": DEFAULT_BASE, "smollm2": DEFAULT_BASE,
                  "huggingfacetb/smollm2-135m-instruct": DEFAULT_BASE}
 # Words that name an HF repo as a model rather than a folder of documents (`Qwen/Qwen2.5-0.5B-Instruct`).
@@ -111,14 +109,18 @@ def parse_goal_rules(text: str, cwd: Path) -> TaskSpec:
 
 
 def source_for_path(raw: str, cwd: Path) -> Source:
-    """Classify a local path as folder, dataset or file (by what exists, else by its suffix); location absolute."""
+    """Classify a local path as folder, dataset or file (by what exists, else by its suffix); location absolute.
+
+    A folder written by `datasets`' `save_to_disk` is a dataset of examples, not a folder of documents.
+    """
     path = resolve_path(raw, cwd)
-    suffix = path.suffix.lower()
+    if is_saved_dataset(path):
+        return Source(kind="dataset", location=str(path))
     if path.is_dir():
         return Source(kind="folder", location=str(path))
-    if suffix in DATASET_SUFFIXES:
+    if is_dataset_file(path):
         return Source(kind="dataset", location=str(path))
-    if path.is_file() or suffix in DOCUMENT_SUFFIXES:
+    if path.is_file() or is_document_file(path) or is_unreadable_document(path):
         return Source(kind="file", location=str(path))
     return Source(kind="folder", location=str(path))
 
@@ -200,8 +202,7 @@ def _classify(raw: str, before: str, cwd: Path) -> str | None:
         return "model"
     if raw.startswith(("/", "./", "../", "~")):
         return "path"
-    suffix = Path(raw).suffix.lower()
-    if suffix in DATASET_SUFFIXES or suffix in DOCUMENT_SUFFIXES:
+    if is_dataset_file(raw) or is_document_file(raw) or is_unreadable_document(raw):
         return "path"
     if raw.endswith("/"):
         return "path"

@@ -247,6 +247,23 @@ def test_command_line_flags_override_the_text(project: Path) -> None:
     assert validate_spec(spec, project) == []
 
 
+def test_a_saved_datasets_folder_is_a_dataset_not_a_folder_of_documents(project: Path) -> None:
+    from datasets import Dataset
+
+    Dataset.from_list([{"prompt": "Refund?", "completion": "billing"}]).save_to_disk(str(project / "saved"))
+    spec = parse_goal("Classify support tickets", data_paths=["saved", "wiki"]).spec
+    assert [(s.kind, s.location) for s in spec.sources] == [
+        ("dataset", str(project / "saved")), ("folder", str(project / "wiki"))]
+    named = parse_goal("Classify support tickets from ./saved").spec
+    assert [(s.kind, s.location) for s in named.sources] == [("dataset", str(project / "saved"))]
+
+
+def test_suffixes_name_sources_in_any_case(project: Path) -> None:
+    spec = parse_goal("Label rows.TSV and summarise paper.PDF and notes.Org").spec
+    assert [(s.kind, Path(s.location).name) for s in spec.sources] == [
+        ("dataset", "rows.TSV"), ("file", "paper.PDF"), ("file", "notes.Org")]
+
+
 def test_unknown_policy_flag_is_refused(project: Path) -> None:
     with pytest.raises(GoalError, match="interactive, auto, nightly"):
         parse_goal("classify tickets.jsonl", policy="sometimes")

@@ -11,12 +11,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from memory.workspace import atomic_write_text
+from tools.data.pii import scrub_pii
+from tools.data.sources import DOCUMENT_SUFFIXES, is_document_file, is_unreadable_document
 from tools.errors import ToolError
 
-TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".rst", ".html", ".htm", ".org"}
 BUILTIN_CORPORA = {"pydoc_data": "the Python reference topics that ship with Python (pydoc_data.topics)"}
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
-_PHONE = re.compile(r"(?<!\d)(?:\+?\d[\d -]{8,}\d)(?!\d)")
 
 
 @dataclass
@@ -42,6 +41,8 @@ class DocumentSet:
     n_words: int
     dropped: dict[str, int] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What was skipped and why, said for the person reading the trace."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,17 +52,21 @@ def collect_documents(sources: list[dict], out_path: Path, *, min_words: int = 8
                       max_words: int = 20000) -> DocumentSet:
     """Read every folder, file and built-in corpus in `sources` (dicts with kind and location)."""
     docs: list[Document] = []
+    unreadable: list[Path] = []
     for source in sources:
         kind, location = source["kind"], source["location"]
         if kind == "builtin":
             docs += builtin_documents(location)
         elif kind in ("folder", "file"):
-            docs += file_documents(Path(location))
+            readable, skipped = document_files(Path(location))
+            docs += [file_document(file) for file in readable]
+            unreadable += skipped
         elif kind in ("url", "crawl_topic"):
             raise ToolError(f"Cannot fetch {location!r}: this machine has no web access for crawling. "
                             "Save the pages into a folder and name that folder in the goal or with --data.")
     kept: dict[str, Document] = {}
-    dropped = {"duplicate": 0, "too_short": 0, "too_long": 0}
+    dropped = {"duplicate": 0, "too_short": 0, "too_long": 0, "unreadable": len(unreadable)}
+    notes = [_unreadable_note(unreadable)] if unreadable else []
     for doc in docs:
         words = len(doc.text.split())
         if words < min_words:
@@ -74,11 +79,12 @@ def collect_documents(sources: list[dict], out_path: Path, *, min_words: int = 8
             kept[doc.id] = doc
     if not kept:
         raise ToolError("Found no usable documents in " + ", ".join(s["location"] for s in sources)
-                        + f" (dropped: {dropped}). Point the goal at a folder of .md/.txt/.html/.rst files.")
+                        + f" (dropped: {dropped}). " + "".join(note + " " for note in notes)
+                        + f"Point the goal at a folder of {'/'.join(sorted(DOCUMENT_SUFFIXES))} files.")
     lines = "".join(json.dumps(asdict(d), ensure_ascii=False) + "\n" for d in kept.values())
     atomic_write_text(out_path, lines)
     return DocumentSet(str(out_path), len(kept), sum(len(d.text.split()) for d in kept.values()), dropped,
-                       [s["location"] for s in sources])
+                       [s["location"] for s in sources], notes)
 
 
 def read_documents(path: Path | str) -> list[Document]:
@@ -99,28 +105,36 @@ def builtin_documents(name: str) -> list[Document]:
     return docs
 
 
-def file_documents(path: Path) -> list[Document]:
+def document_files(path: Path) -> tuple[list[Path], list[Path]]:
+    """The files under `path` ingest reads as text, and the documents (PDF, Word, ...) it has to skip.
+
+    A file named on its own is read as text whatever its suffix, unless it is such a document.
+    """
     if not path.exists():
         raise ToolError(f"{path} does not exist: check the path in the goal or --data.")
-    files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*")
-        if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES and not any(x.startswith(".") for x in p.parts))
-    docs = []
-    for file in files:
-        raw = file.read_text(encoding="utf-8", errors="replace")
-        text = html_to_text(raw) if file.suffix.lower() in (".html", ".htm") else raw
-        title = first_heading(text) or file.stem.replace("-", " ").replace("_", " ")
-        docs.append(make_document(title, text, str(file)))
-    return docs
+    if path.is_file():
+        return ([], [path]) if is_unreadable_document(path) else ([path], [])
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not any(x.startswith(".") for x in p.parts))
+    return [p for p in files if is_document_file(p)], [p for p in files if is_unreadable_document(p)]
+
+
+def file_document(file: Path) -> Document:
+    raw = file.read_text(encoding="utf-8", errors="replace")
+    text = html_to_text(raw) if file.suffix.lower() in (".html", ".htm") else raw
+    title = first_heading(text) or file.stem.replace("-", " ").replace("_", " ")
+    return make_document(title, text, str(file))
+
+
+def _unreadable_note(files: list[Path]) -> str:
+    kinds = ", ".join(sorted({f.suffix.lower() for f in files}))
+    names = ", ".join(f.name for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    return (f"Skipped {len(files)} file(s) ingrain cannot read as text ({kinds}): {names}; "
+            "convert them to .txt or .md to use them.")
 
 
 def make_document(title: str, text: str, source: str) -> Document:
     clean = scrub_pii(text.strip())
     return Document(hashlib.sha256(clean.encode()).hexdigest()[:16], title.strip(), clean, source)
-
-
-def scrub_pii(text: str) -> str:
-    return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text))
 
 
 def split_sections(text: str) -> list[tuple[str, str]]:

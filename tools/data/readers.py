@@ -1,4 +1,4 @@
-"""Read dataset files (JSONL, JSON, CSV, Parquet, a saved `datasets` folder) into line-numbered records."""
+"""Read dataset files (JSONL, JSON, CSV, TSV, Parquet, a saved `datasets` folder) into line-numbered records."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tools.data.sources import JSONL_SUFFIXES, PARQUET_SUFFIXES, is_saved_dataset
 from tools.errors import ToolError
 
-SUPPORTED_FILES = (".jsonl / .ndjson, .json (a list or {\"data\": [...]}), .csv, .parquet, "
+SUPPORTED_FILES = (".jsonl / .ndjson, .json (a list or {\"data\": [...]}), .csv, .tsv, .parquet, "
                    "or a `save_to_disk` folder")
-JSONL_SUFFIXES = {".jsonl", ".ndjson", ".jsonlines"}
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Record:
 def location_kind(path: Path | str) -> str:
     """Whether `Record.line` means a text line or a table row for this source."""
     path = Path(path)
-    return "row" if path.is_dir() or path.suffix.lower() == ".parquet" else "line"
+    return "row" if path.is_dir() or path.suffix.lower() in PARQUET_SUFFIXES else "line"
 
 
 def read_records(path: Path | str) -> list[Record]:
@@ -49,9 +49,9 @@ def read_records(path: Path | str) -> list[Record]:
         return list(_read_jsonl(path))
     if suffix == ".json":
         return _read_json(path)
-    if suffix == ".csv":
-        return list(_read_csv(path))
-    if suffix in {".parquet", ".pq"}:
+    if suffix in (".csv", ".tsv"):
+        return list(_read_csv(path, delimiter="\t" if suffix == ".tsv" else ","))
+    if suffix in PARQUET_SUFFIXES:
         return list(_read_parquet(path))
     raise ToolError(f"{path.name}: unsupported file type {suffix or '(none)'!r}; "
                     f"ingrain reads {SUPPORTED_FILES}.")
@@ -142,9 +142,9 @@ def _element_lines(text: str, start: int) -> list[int] | None:
     return lines
 
 
-def _read_csv(path: Path) -> Iterator[Record]:
+def _read_csv(path: Path, delimiter: str = ",") -> Iterator[Record]:
     with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
+        reader = csv.DictReader(fh, delimiter=delimiter)
         if not reader.fieldnames:
             return
         while True:
@@ -154,7 +154,7 @@ def _read_csv(path: Path) -> Iterator[Record]:
             except StopIteration:
                 return
             except csv.Error as err:
-                raise ToolError(f"{path.name} line {start}: unreadable CSV ({err}); "
+                raise ToolError(f"{path.name} line {start}: unreadable {path.suffix[1:].upper()} ({err}); "
                                 "fix the quoting there.") from err
             # A `messages` column exported to CSV holds JSON; decode it so chat data survives the round trip.
             yield Record(start, {key: _maybe_json(value) for key, value in row.items() if key is not None})
@@ -187,7 +187,7 @@ def _read_parquet(path: Path) -> Iterator[Record]:
 
 
 def _read_saved_dataset(path: Path) -> Iterator[Record]:
-    if not ((path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file()):
+    if not is_saved_dataset(path):
         raise ToolError(f"{path} is a folder but not a saved `datasets` folder (no dataset_info.json or "
                         f"dataset_dict.json); pass a file ({SUPPORTED_FILES}) or a `save_to_disk` folder.")
     from datasets import DatasetDict, load_from_disk

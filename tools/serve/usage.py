@@ -5,37 +5,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import queue
-import re
 import threading
 from pathlib import Path
 from typing import Any
 
 from memory import feedback, usage
 from memory.store import Store
+from tools.data.pii import scrub_pii
 
 log = logging.getLogger("ingrain.serve")
 
 LOG_CONTENT_MODES = ("none", "redacted", "full")
-
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# A phone number: optional +country, then 7+ digits possibly split by spaces, dots, dashes or parentheses.
-_PHONE = re.compile(r"(?<![\w])\+?\(?\d[\d\s().-]{6,}\d(?![\w])")
-_DIGITS = re.compile(r"\d{6,}")
-
-
-def _phone(match: re.Match[str]) -> str:
-    found = match.group()
-    # A bare digit run is left to the digit rule, so "[phone]" only marks what is written like a number to call.
-    looks_dialled = found.startswith("+") or not found.isdigit()
-    return "[phone]" if looks_dialled and sum(c.isdigit() for c in found) >= 7 else found
-
-
-def redact(text: str) -> str:
-    """Mask emails, phone numbers and long digit runs (card, account, id numbers)."""
-    text = _EMAIL.sub("[email]", text)
-    text = _PHONE.sub(_phone, text)
-    return _DIGITS.sub("[number]", text)
-
 
 def apply_content_policy(row: dict[str, Any], mode: str) -> dict[str, Any]:
     """Drop, redact or keep the system prompt, messages and response of a usage row."""
@@ -48,11 +28,11 @@ def apply_content_policy(row: dict[str, Any], mode: str) -> dict[str, Any]:
         out.update(system_prompt=None, messages=None, response=None)
         return out
     if system:
-        out["system_prompt"] = redact(system)
+        out["system_prompt"] = scrub_pii(system)
     if out.get("messages"):
-        out["messages"] = [{**m, "content": redact(m.get("content") or "")} for m in out["messages"]]
+        out["messages"] = [{**m, "content": scrub_pii(m.get("content") or "")} for m in out["messages"]]
     if out.get("response"):
-        out["response"] = redact(out["response"])
+        out["response"] = scrub_pii(out["response"])
     return out
 
 

@@ -6,17 +6,7 @@ import time
 
 from memory import feedback, usage
 from memory.store import Store
-from tools.serve.usage import UsageWriter, apply_content_policy, redact
-
-
-def test_redact_masks_emails_phones_and_long_digit_runs_but_keeps_ordinary_numbers() -> None:
-    text = ("Mail ada.lovelace+ml@example.co.uk or call +44 (0)20 7946-0958; card 4111111111111111, "
-            "order 12 of 2024 at 3.5%")
-    out = redact(text)
-    assert "ada.lovelace" not in out and "[email]" in out
-    assert "7946" not in out and "[phone]" in out
-    assert "4111111111111111" not in out
-    assert "order 12 of 2024 at 3.5%" in out
+from tools.serve.usage import UsageWriter, apply_content_policy
 
 
 def test_content_policy_none_redacted_full() -> None:
