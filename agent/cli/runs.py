@@ -120,8 +120,10 @@ def trace(run_id: RunArg, as_json: JsonOpt = False) -> None:
 @app.command()
 def report(run_id: RunArg) -> None:
     """Print the path of a run's HTML report (plan, data, sweep, loss curves, evaluation, samples)."""
-    from memory import Workspace
+    from memory import Store, Workspace
 
+    with Store.open() as store:
+        store.run(run_id)  # a run that does not exist says so, rather than "no report yet"
     path = Workspace.from_env().run_dir(run_id) / "report.html"
     if not path.exists():
         raise AgentError(f"Run {run_id} has no report yet: reports are written when a run reaches reflect. "
