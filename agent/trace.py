@@ -27,6 +27,9 @@ def summarize(value: Any, limit: int = 300) -> Any:
         return value[:limit] + "…" if isinstance(value, str) and len(value) > limit else value
     if hasattr(value, "to_dict"):
         return summarize(value.to_dict(), limit)
+    if isinstance(value, functools.partial):  # a tool handed a prepared call, e.g. the base model's replies
+        shown = [*map(str, value.args), *(f"{key}={arg}" for key, arg in value.keywords.items())]
+        return summarize(f"{value.func.__name__}({', '.join(shown)})", limit)
     return summarize(str(value), limit)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ def gather(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         return {"documents": None}
     docs = trace.tool("collect_documents", ingest.collect_documents, document_sources,
                       runtime.context.run_dir / "documents.jsonl")
+    for note in docs.notes:
+        trace.decision("skip files that are not text", note)
     return {"documents": docs.to_dict()}
 
 
@@ -57,15 +60,15 @@ def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     split = trace.tool("split_dataset", datasets.split_dataset, examples, runtime.context.run_dir / "data",
                        group_near_duplicates_together=not recall, min_test=min(MIN_HOLDOUT, len(examples) // 5))
     report = trace.tool("validate_dataset", datasets.validate_dataset, split.train_path)
-    replay_path = Path(split.train_path).with_name("replay.jsonl")
-    prompts = replay.replay_prompts(replay.replay_count(split.n_train))
     base = resolve_base(state.spec["base_model"], runtime.context.workspace)
-    replies = trace.tool("base replies for replay", generate_replies, base.path, prompts, max_new_tokens=64,
-                         batch_size=32, cache_dir=runtime.context.workspace.root / "eval-cache")
-    datasets.write_jsonl(replay_path, replay.replay_examples(prompts, replies))
-    trace.decision(f"mix {len(prompts)} replay examples into training", "the base model's own replies to general "
-                   "prompts keep its general behaviour while it learns the task (checked by the regression suite)")
+    reply = functools.partial(generate_replies, base.path, max_new_tokens=64, batch_size=32,
+                              cache_dir=runtime.context.workspace.root / "eval-cache")
+    replayed = trace.tool("replay_examples", replay.write_replay_examples, reply=reply, n_train=split.n_train,
+                          out_path=Path(split.train_path).with_name("replay.jsonl"))
+    trace.decision(f"mix {replayed.n_examples} replay examples into training", "the base model's own replies to "
+                   "general prompts keep its general behaviour while it learns the task (checked by the regression "
+                   "suite)")
     with runtime.context.store() as store:
         store.record_dataset(split.dataset_id, str(Path(split.train_path).parent), run_id=runtime.context.run_id,
                              counts=split.counts, report=report.to_dict())
-    return {"dataset": {**split.to_dict(), "report": report.to_dict(), "replay_path": str(replay_path)}}
+    return {"dataset": {**split.to_dict(), "report": report.to_dict(), "replay_path": replayed.path}}

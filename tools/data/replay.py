@@ -8,18 +8,47 @@ small share of the base model's replies to unrelated general prompts keeps its g
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tools.data.split import write_jsonl
+
+Prompt = list[dict[str, str]]
 REPLAY_PROMPTS = Path(__file__).with_name("replay_prompts.jsonl")
 
 
-def replay_prompts(limit: int | None = None) -> list[list[dict[str, str]]]:
+@dataclass
+class ReplaySet:
+    """What `write_replay_examples` wrote."""
+
+    path: str
+    """The replay examples, one chat per line."""
+    n_prompts: int
+    """General prompts the base model answered."""
+    n_examples: int
+    """Examples kept (empty replies are dropped)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def write_replay_examples(reply: Callable[[list[Prompt]], list[str]], n_train: int, out_path: Path | str) -> ReplaySet:
+    """Ask the base model (`reply`: prompts in, replies out) the replay prompts for `n_train` task examples
+    and write its answers as chat examples to `out_path`."""
+    prompts = replay_prompts(replay_count(n_train))
+    examples = replay_examples(prompts, reply(prompts))
+    write_jsonl(out_path, examples)
+    return ReplaySet(str(out_path), len(prompts), len(examples))
+
+
+def replay_prompts(limit: int | None = None) -> list[Prompt]:
     """General chat prompts (no system message: the model's default one applies, as for most users)."""
     rows = [json.loads(line) for line in REPLAY_PROMPTS.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [[{"role": "user", "content": row["prompt"]}] for row in rows[:limit]]
 
 
-def replay_examples(prompts: list[list[dict[str, str]]], replies: list[str]) -> list[dict]:
+def replay_examples(prompts: list[Prompt], replies: list[str]) -> list[dict]:
     """Chat examples from prompts and the base model's replies; empty replies are dropped."""
     return [{"messages": [*prompt, {"role": "assistant", "content": reply.strip()}]}
             for prompt, reply in zip(prompts, replies, strict=True) if reply.strip()]
