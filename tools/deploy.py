@@ -11,6 +11,7 @@ from typing import Any
 from memory import Store, Workspace
 from memory.workspace import atomic_dir
 from tools.errors import ToolError
+from tools.models import is_adapter_dir
 
 
 @dataclass
@@ -84,7 +85,7 @@ def deploy_version(store: Store, workspace: Workspace, *, run_id: int, base: str
         raise ToolError(f"Nothing to deploy: {trained_dir} does not exist. Re-run training with `ingrain resume`.")
     name = version_name(base, run_id)
     final = workspace.versions_dir / name
-    is_adapter = (trained_dir / "adapter_config.json").exists()
+    is_adapter = is_adapter_dir(trained_dir)
     if not (final / "version.json").exists():
         with atomic_dir(final) as tmp:
             shutil.copytree(trained_dir, tmp / ("adapter" if is_adapter else "model"))

@@ -120,6 +120,11 @@ def load_model(path: Path | str, dtype: torch.dtype | None = None, **kwargs: Any
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype or torch.float32, **kwargs)
 
 
+def is_adapter_dir(path: Path | str) -> bool:
+    """A PEFT adapter folder, loaded on top of its base (`load_merged`), rather than a whole model."""
+    return (Path(path) / "adapter_config.json").is_file()
+
+
 def adapter_tokenizer_dir(base_dir: Path | str, adapter_dir: Path | str) -> Path:
     """Where an adapter's tokenizer lives: saved beside the adapter, else the base's."""
     adapter_dir = Path(adapter_dir)

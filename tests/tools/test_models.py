@@ -78,3 +78,17 @@ def test_hub_id_fails_fast_with_a_way_to_provide_it_locally() -> None:
 def test_folder_without_config_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ToolError, match="no config.json"):
         resolve_base(str(tmp_path))
+
+
+def test_an_adapter_folder_is_told_from_a_model_and_finds_its_tokenizer(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    from tools.models import adapter_tokenizer_dir, is_adapter_dir
+
+    adapter = tmp_path / "adapter"
+    get_peft_model(load_model(tiny_model_dir), LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(
+        adapter)
+    assert is_adapter_dir(adapter) and not is_adapter_dir(tiny_model_dir) and not is_adapter_dir(tmp_path / "none")
+    assert adapter_tokenizer_dir(tiny_model_dir, adapter) == tiny_model_dir  # no tokenizer saved beside it
+    load_tokenizer(tiny_model_dir).save_pretrained(adapter)
+    assert adapter_tokenizer_dir(tiny_model_dir, adapter) == adapter

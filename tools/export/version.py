@@ -24,7 +24,7 @@ from tools.export.gguf import (
     plain_chat_template,
     write_gguf,
 )
-from tools.models import ALIASES, DEFAULT_BASE, resolve_base
+from tools.models import ALIASES, DEFAULT_BASE, is_adapter_dir, resolve_base
 
 FORMATS = ("hf", "gguf")
 EXPORT_MARKER = "ingrain-export.json"
@@ -94,7 +94,7 @@ def resolve_source(store: Store, name: str, workspace: Workspace | None = None) 
     path = Path(row["path"])
     if not path.exists():
         raise ToolError(f"Model version {name} points at {path}, which is missing: nothing to export.")
-    if row["kind"] == "adapter" or (path / "adapter_config.json").is_file():
+    if row["kind"] == "adapter" or is_adapter_dir(path):
         return ExportSource(name, "adapter", row["base"], None, path, workspace)
     return ExportSource(name, row["kind"], row["base"], path, workspace=workspace)
 
