@@ -144,8 +144,24 @@ def test_gguf_of_a_plain_hf_model_reloads_with_the_same_logits(store, tiny_model
     hf_vocab = tokenizer.get_vocab()
     tokens = reader.get_field("tokenizer.ggml.tokens").contents()
     assert [hf_vocab[t] for t in tokens] == list(range(len(tokens)))
-    if _llama_cpp_importable():
-        _check_in_llama_cpp(tmp_path / "gguf" / "tiny-v3-F32.gguf", tokenizer, merged)
+
+
+def test_exported_gguf_runs_in_llama_cpp_with_the_same_logits(store, tiny_model_dir, tmp_path) -> None:
+    require_llama_cpp()
+    adapter = _adapter(tiny_model_dir, tmp_path / "adapter", seed=1)
+    store.register_model("tiny-v3", base=str(tiny_model_dir), kind="adapter", path=str(adapter))
+    tokenizer = load_tokenizer(tiny_model_dir)
+    merged = _logits(_merged(tiny_model_dir, adapter), tokenizer)
+    result = export_version(store, "tiny-v3", "gguf", quant="f32", out=tmp_path / "gguf")
+    _check_in_llama_cpp(Path(result.path), tokenizer, merged)
+
+
+def require_llama_cpp() -> None:
+    """Skip (reported as such, not passed) where llama-cpp-python is missing or broken."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f"llama-cpp-python does not import: {exc}")
 
 
 def _llama_cpp_importable() -> bool:
@@ -225,13 +241,18 @@ def test_refusals_say_what_to_do(store, tiny_model_dir, tmp_path) -> None:
     assert not list(tmp_path.glob("*.gguf")) and not list(tmp_path.glob(".odd.gguf*"))
 
 
-def test_q4_k_m_uses_llama_cpp_when_installed_and_says_how_otherwise(store, tiny_model_dir, tmp_path) -> None:
+def test_q4_k_m_without_llama_cpp_says_how_to_get_it(store, tiny_model_dir, tmp_path) -> None:
+    if _llama_cpp_importable():
+        pytest.skip("llama-cpp-python imports here, so q4_k_m works (the next test checks it)")
     store.register_model("tiny-v1", base=str(tiny_model_dir), kind="full", path=str(tiny_model_dir))
-    if not _llama_cpp_importable():
-        with pytest.raises(ToolError, match="pip install llama-cpp-python"):
-            export_version(store, "tiny-v1", "gguf", quant="q4_k_m", out=tmp_path)
-        assert not list(tmp_path.glob("*.gguf"))
-        return
+    with pytest.raises(ToolError, match="pip install llama-cpp-python"):
+        export_version(store, "tiny-v1", "gguf", quant="q4_k_m", out=tmp_path)
+    assert not list(tmp_path.glob("*.gguf"))
+
+
+def test_q4_k_m_uses_llama_cpps_quantiser(store, tiny_model_dir, tmp_path) -> None:
+    require_llama_cpp()
+    store.register_model("tiny-v1", base=str(tiny_model_dir), kind="full", path=str(tiny_model_dir))
     import gguf
 
     result = export_version(store, "tiny-v1", "gguf", quant="q4_k_m", out=tmp_path)
@@ -290,5 +311,5 @@ def test_smollm2_lora_exports_to_gguf_with_the_tuned_weights(store, smollm2_dir,
     assert (reloaded - tuned).abs().max() < 0.25
     assert (reloaded - base).abs().max() > 1.0 and (tuned - base).abs().max() > 1.0
     assert torch.equal(reloaded.argmax(-1), tuned.argmax(-1))
-    if _llama_cpp_importable():
-        _check_in_llama_cpp(Path(result.path), tokenizer, tuned, atol=0.25)
+    require_llama_cpp()  # last, so every check above has run before a skip is reported
+    _check_in_llama_cpp(Path(result.path), tokenizer, tuned, atol=0.25)

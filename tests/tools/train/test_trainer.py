@@ -110,11 +110,14 @@ def test_unknown_preset_option_is_named(tmp_path):
     assert TrainConfig.from_yaml("lora-cpu", lr=1e-3).lr == 1e-3
 
 
-def test_backend_is_trl_without_cuda():
+def test_backend_is_unsloth_only_with_cuda_and_unsloth_installed():
+    import importlib.util
+
     import torch
 
-    if not torch.cuda.is_available():
-        assert select_backend() == "trl"
+    cuda = torch.cuda.is_available()
+    unsloth = importlib.util.find_spec("unsloth") is not None
+    assert select_backend() == ("unsloth" if cuda and unsloth else "trl"), (cuda, unsloth)
 
 
 def test_progress_line_format():
