@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from agent.cli import data, models, runs, serve  # noqa: F401  (each module adds its commands to `app`)
-from agent.cli.common import DEBUG, JSON_MODE, app, emit_error, err
+from agent.cli.common import DEBUG, JSON_MODE, app, emit_error, err, reserve_stdout_for_json
 from agent.errors import AgentError
 from memory.errors import StoreError
 from tools.errors import ToolError
@@ -33,6 +33,8 @@ def main() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecations are not the user's to fix
     JSON_MODE["on"] = "--json" in sys.argv[1:]
+    if JSON_MODE["on"]:
+        reserve_stdout_for_json()
     try:
         code = app(standalone_mode=False)  # returns a command's exit code instead of calling sys.exit
     except typer.Exit as exc:

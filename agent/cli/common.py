@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
@@ -16,13 +17,28 @@ err = Console(stderr=True)
 DEBUG = {"on": False}
 # Set by main() when --json is on the command line, so an error before a run starts is JSON too.
 JSON_MODE = {"on": False}
+# Under --json, main() keeps the real stdout here for the one document and points fd 1 at stderr.
+JSON_OUT: dict[str, TextIO | None] = {"stream": None}
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
 RunArg = Annotated[int, typer.Argument(help="Run id (see `ingrain runs`).", show_default=False)]
 
 
 def emit_json(document: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(document, default=str, ensure_ascii=False, indent=2) + "\n")
+    stream = JSON_OUT["stream"] or sys.stdout
+    stream.write(json.dumps(document, default=str, ensure_ascii=False, indent=2) + "\n")
+    stream.flush()
+
+
+def reserve_stdout_for_json() -> None:
+    """Keep stdout for the one JSON document: anything else written to it goes to stderr instead.
+
+    A library's progress print, llama.cpp's C-level logging or a child process would otherwise land between
+    the script and its document, so this moves file descriptor 1 itself, not only `sys.stdout`.
+    """
+    sys.stdout.flush()
+    JSON_OUT["stream"] = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
 
 
 def finish(outcome: Any, as_json: bool) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -11,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agent.cli.common import JsonOpt, app, emit_error, err
+from agent.cli.common import JsonOpt, app, emit_error, emit_json, err
 from tools.data.issues import ISSUE_CODES
 from tools.data.validate import ValidationReport, validate_dataset
 from tools.errors import ToolError
@@ -70,7 +69,7 @@ def validate(path: PathArg, as_json: JsonOpt = False, context_length: ContextOpt
         # thing to fix. This is the command failing, in the shape every command fails in.
         _fail(" ".join(unread), as_json)
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        emit_json(report.to_dict())
     else:
         _render(console, report, limit)
     if not report.ok:

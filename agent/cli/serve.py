@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -13,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agent.cli.common import JsonOpt, app
+from agent.cli.common import JsonOpt, app, emit_json
 
 keys_app = typer.Typer(help="API keys for the endpoint (stored hashed; a key is shown once).",
                        no_args_is_help=True)
@@ -70,7 +69,7 @@ def keys_list(as_json: JsonOpt = False) -> None:
     with Store.open() as store:
         rows = api_keys(store)
     if as_json:
-        sys.stdout.write(json.dumps({"keys": rows}, indent=2) + "\n")
+        emit_json({"keys": rows})
         return
     table = Table("id", "name", "prefix", "created", "revoked")
     for row in rows:
@@ -103,8 +102,7 @@ def usage(
     with Store.open() as store:
         rows, summary = usage_rows(store, limit=limit, since=since), usage_summary(store, since=since)
     if as_json:
-        sys.stdout.write(json.dumps({"requests": rows, "summary": summary}, default=str,
-                                    ensure_ascii=False, indent=2) + "\n")
+        emit_json({"requests": rows, "summary": summary})
         return
     _print_usage(rows, summary)
 

@@ -1,4 +1,5 @@
-"""`--json` failures as separate processes: exactly one JSON document on stdout, `{"error": ...}`, non-zero exit."""
+"""`--json` as separate processes: exactly one JSON document on stdout (`{"error": ...}` and a non-zero exit on
+failure), whatever else the command, its libraries or its child processes print."""
 
 from __future__ import annotations
 
@@ -97,3 +98,47 @@ def test_usage_errors_without_json_show_typers_panel_not_a_traceback() -> None:
     result = ingrain("run")
     assert result.returncode == 2 and "Missing argument" in result.stderr and not result.stdout
     assert "Traceback" not in result.stderr
+
+
+# A command that prints the way libraries and child processes do, registered on the real app and run through
+# the real main() in a process of its own.
+NOISY = """
+import os, subprocess, sys
+import typer
+from agent.cli import app, main
+from agent.cli.common import JsonOpt, emit_json
+
+@app.command()
+def noisy(fail: bool = False, as_json: JsonOpt = False) -> None:
+    print("step 00001 | progress from a library")
+    os.write(1, b"C-level log line\\n")
+    subprocess.run(["echo", "from a child process"], check=True)
+    if fail:
+        from agent.errors import AgentError
+        raise AgentError("it broke")
+    emit_json({"done": True})
+
+main()
+"""
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_nothing_but_the_document_reaches_stdout(fail) -> None:
+    args = [sys.executable, "-c", NOISY, "noisy", "--json", *(["--fail"] if fail else [])]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    if fail:
+        assert error_document(result)["message"] == "it broke"
+    else:
+        assert result.returncode == 0 and json.loads(result.stdout) == {"done": True}
+    for line in ("progress from a library", "C-level log line", "from a child process"):
+        assert line in result.stderr  # moved, not lost
+
+
+def test_data_validate_report_is_the_only_thing_on_stdout(tmp_path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "q"},
+                                             {"role": "assistant", "content": "a"}]}) + "\n")
+    result = ingrain("data", "validate", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["ok"] is True and document["n_valid"] == 1
