@@ -233,3 +233,17 @@ def _cut_at_stop(ids: list[int], stop_ids: list[int]) -> list[int]:
         if token in stop_ids:
             return ids[:pos]
     return ids
+
+
+def measure_generation(model: Any, prompts: list[list[Message]], *, max_new_tokens: int = 32) -> float:
+    """Decode throughput of one batch of `prompts`: rows × decode steps per second (greedy).
+
+    A batch decodes until its longest row stops, so rows × steps is what evaluation pays for.
+    """
+    import time
+
+    loaded = load_for_eval(model)
+    started = time.perf_counter()
+    ids = generate_token_ids(loaded, prompts, max_new_tokens=max_new_tokens, batch_size=len(prompts))
+    seconds = time.perf_counter() - started
+    return round(len(prompts) * max(1, max(len(row) for row in ids)) / max(seconds, 1e-6), 1)

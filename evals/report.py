@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from evals.timing import estimate_vs_actual
 from memory.workspace import atomic_write_text
 
 CSS = """
@@ -143,6 +144,9 @@ def write_report(path: Path, *, run: dict[str, Any], state: Any, events: list[di
     if get("stop_reason"):
         parts.append(f"<p class='fail'>Stopped early: {esc(get('stop_reason'))}</p>")
     parts += _plan_section(get("plan"), get("spec"))
+    timing = estimate_vs_actual((get("plan") or {}).get("estimate", {}).get("minutes", {}), events)
+    if timing:
+        parts += ["<h3>Estimate vs actual (minutes per step)</h3>", table(timing)]
     parts += _data_section(get("dataset"))
     parts += _sweep_section(get("sweep"), get("training"))
     parts += _evaluation_section(get("evaluation"))
@@ -200,6 +204,10 @@ def _sweep_section(sweep: dict[str, Any] | None, training: dict[str, Any] | None
                   "</p>"]
         if curves["final"]:
             parts.append(loss_curve_plot(curves))
+        if training.get("goal_curve"):
+            parts += [f"<p>Goal metric on the validation sample (scored during training): best "
+                      f"{esc(training.get('best_goal_metric'))} at step {esc(training.get('best_goal_step'))}, kept; "
+                      f"stopped: {esc(training.get('stop_reason'))}.</p>", table(training["goal_curve"])]
     return parts
 
 
@@ -223,8 +231,10 @@ def _evaluation_section(evaluation: dict[str, Any] | None) -> list[str]:
     if style:
         base_rates = (style.get("base") or {}).get("per_check", {})
         tuned_rates = (style.get("tuned") or {}).get("per_check", {})
-        rows = [{"check": check, "base pass rate": base_rates.get(check), "tuned pass rate": rate}
-                for check, rate in tuned_rates.items()]
+        required = set((style.get("required") or {}).get("checks", []))
+        rows = [{"check": check, "required": "yes" if check in required else "optional",
+                 "base pass rate": base_rates.get(check), "tuned pass rate": rate}
+                for check, rate in sorted(tuned_rates.items(), key=lambda kv: kv[0] not in required)]
         rows.append({"check": "overall", "base pass rate": (style.get("base") or {}).get("overall"),
                      "tuned pass rate": (style.get("tuned") or {}).get("overall")})
         parts += ["<h3>Style profile (what “in style” was taken to mean)</h3>",

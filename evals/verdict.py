@@ -50,6 +50,10 @@ class Criteria:
     batch_size: int = field(default=32, metadata={
         "help": "Prompts per generation batch; SmolLM2 decoded 19 tok/s at 8, 36 tok/s at 32 (2 cores)."})
     samples: int = field(default=8, metadata={"help": "Rows in the before/after sample table."})
+    required_support: float = field(default=0.95, metadata={
+        "help": "A style check that holds for at least this share of training targets is required."})
+    required_rate: float = field(default=0.8, metadata={
+        "help": "Share of tuned hold-out replies that must pass each required check, or the verdict fails."})
     regression: bool = field(default=True, metadata={"help": "Run the general regression suite."})
     judge: bool = field(default=False, metadata={
         "help": "Also ask an LLM judge (OPENAI_BASE_URL) for pairwise preferences; informational only."})
@@ -182,14 +186,34 @@ def judge_outputs(
             reasons.append(f"No general regression (suite pass rate {regression.pass_rate_base:.0%} → "
                            f"{regression.pass_rate_tuned:.0%}, reference NLL {regression.nll_base:.2f} → "
                            f"{regression.nll_tuned:.2f}).")
-    passed = improved and (significant or small) and not regressed
-    style = {"profile": profile.to_dict(), "description": profile.describe(),
-             "base": profile.pass_rate(base_outputs), "tuned": profile.pass_rate(tuned_outputs)}
+    tuned_rates = profile.pass_rate(tuned_outputs)
+    required = required_checks(profile, tuned_rates, objective, criteria)
+    for name in required["failed"]:
+        check = next(c for c in profile.checks if c.name == name)
+        reasons.append(f"Required check failed: '{check.description}' holds for {check.support:.0%} of training "
+                       f"targets but only {tuned_rates['per_check'][name]:.0%} of tuned hold-out replies "
+                       f"(needs ≥ {criteria.required_rate:.0%}).")
+    passed = improved and (significant or small) and not regressed and not required["failed"]
+    style = {"profile": profile.to_dict(), "description": profile.describe(), "required": required,
+             "base": profile.pass_rate(base_outputs), "tuned": tuned_rates}
     samples = [{"input": _request_text(ex), "base": b, "tuned": t, "reference": r}
                for ex, b, t, r in zip(holdout_examples[:criteria.samples], base_outputs, tuned_outputs,
                                       references, strict=False)]
     return EvalResult(objective, n, primary, metrics, style, loss,
                       regression.to_dict() if regression else None, samples, passed, reasons, significant)
+
+
+def required_checks(profile: StyleProfile, tuned_rates: dict[str, Any], objective: str,
+                    criteria: Criteria) -> dict[str, Any]:
+    """Checks nearly every training target passes are required of style and task models; which ones failed.
+
+    A model that writes the right labels but never the closing line is not "in style", whatever its mean.
+    """
+    if objective not in ("style", "task") or not tuned_rates.get("per_check"):
+        return {"checks": [], "failed": [], "min_rate": criteria.required_rate}
+    names = [c.name for c in profile.checks if c.support >= criteria.required_support]
+    failed = [n for n in names if tuned_rates["per_check"].get(n, 0.0) < criteria.required_rate]
+    return {"checks": names, "failed": failed, "min_rate": criteria.required_rate}
 
 
 def _request_text(example: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from agent.context import Context
 from agent.state import State
 from agent.trace import Tracer, traced
 from evals.report import write_report
+from evals.timing import estimate_vs_actual
 from tools.deploy import deploy_version
 from tools.models import resolve_base
 
@@ -49,7 +50,9 @@ def reflect(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     trace = Tracer(runtime.context, "reflect")
     ctx = runtime.context
     with ctx.store() as store:
-        for topic, text, data in lessons_from(state):
+        timing = estimate_vs_actual((state.plan or {}).get("estimate", {}).get("minutes", {}), store.events(ctx.run_id))
+        trace.event("timing", "estimate vs actual", {"steps": timing})
+        for topic, text, data in [*lessons_from(state), *timing_lesson(state, timing)]:
             store.add_lesson(topic, text, run_id=ctx.run_id, data=data)
             trace.event("lesson", topic, {"text": text})
         events = store.events(ctx.run_id)
@@ -70,11 +73,34 @@ def lessons_from(state: State) -> list[tuple[str, str, dict[str, Any]]]:
         for trial in diverged:
             lessons.append(("failure", f"config {trial['overrides']} diverged: {trial['error']}",
                             {"overrides": trial["overrides"]}))
-    if state.training and state.training.get("tokens_per_s"):
-        lessons.append(("timing", f"training ran at {state.training['tokens_per_s']:.0f} tokens/s "
-                        f"({state.training.get('precision')}, {state.training.get('backend')})",
-                        {"train_tokens_per_s": state.training["tokens_per_s"], "base": state.spec["base_model"]}))
     if state.evaluation and state.evaluation["verdict"]["status"] != "pass":
         lessons.append(("failure", "evaluation failed: " + "; ".join(state.evaluation["verdict"].get("reasons", [])),
                         {}))
     return lessons
+
+
+def timing_lesson(state: State, timing: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
+    """The speeds this run planned with and, per step, how far off the plan was, so the next plan is closer.
+
+    A correction multiplies the one the plan already used. Training that stopped because the goal metric
+    was met or flat ended early by design, so it corrects nothing.
+    """
+    plan = state.plan or {}
+    speeds, hardware = plan.get("speeds"), plan.get("hardware") or {}
+    if not speeds or not timing:
+        return []
+    corrections = dict(speeds.get("corrections") or {})
+    goal_stopped = (state.training or {}).get("stop_reason", "") not in ("", "deadline", "max_steps")
+    for row in timing:
+        if row["ratio"] is None or (row["step"] == "train" and goal_stopped):
+            continue
+        corrections[row["step"]] = round(min(2.0, max(0.5, corrections.get(row["step"], 1.0) * row["ratio"])), 3)
+    key = "|".join(str(hardware.get(k)) for k in ("device", "name", "cores"))
+    key += "|bf16" if hardware.get("bf16") else "|fp32"
+    text = (f"planned with train {speeds['train_tokens_per_s']:.0f} tok/s, generate "
+            f"{speeds['generate_tokens_per_s']:.0f} tok/s ({speeds['source']}); actual/estimate: "
+            + ", ".join(f"{r['step']} {r['ratio']}" for r in timing if r["ratio"] is not None))
+    data = {"base": state.spec["base_model"], "hardware": key, "train_tokens_per_s": speeds["train_tokens_per_s"],
+            "generate_tokens_per_s": speeds["generate_tokens_per_s"], "run_overhead_s": speeds["run_overhead_s"],
+            "corrections": corrections, "steps": timing}
+    return [("timing", text, data)]

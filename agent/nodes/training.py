@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,23 +11,45 @@ from langgraph.runtime import Runtime
 from agent.context import Context
 from agent.state import State
 from agent.trace import Tracer, traced
-from evals.quick import objective_score
+from evals.quick import goal_scorer, objective_score, reply_budget
+from evals.timing import actual_seconds
 from tools import sweep as sweeps
 from tools.data import read_jsonl, write_jsonl
 from tools.deploy import version_name
-from tools.models import resolve_base
+from tools.models import load_tokenizer, resolve_base
 from tools.train import trainer
 from tools.train.config import TrainConfig
+from tools.train.estimate import GOAL_SAMPLE
+from tools.train.goal_stop import GoalStop
 
 
 def _config(state: State, overrides: dict[str, Any], max_steps: int, *, evaluations: int) -> TrainConfig:
-    """The preset for this hardware, the trial's overrides, and the step budget from the plan."""
-    # Each validation pass costs about a third of a training step per token, so a short sweep trial is
-    # validated once, at its end, and the final run a few times (for early stopping and checkpoints).
+    """The preset for this hardware, the trial's overrides, and the step budget and row length from the plan."""
+    # Each validation pass costs about a third of a training step per token, so a sweep trial is validated
+    # once, at its end, and the final run a few times (for the loss curve and resumable checkpoints).
     every = max(1, max_steps // evaluations)
-    return TrainConfig.from_yaml(state.plan["preset"], **{"grad_accum": state.plan["grad_accum"], **overrides,
-                                                          "max_steps": max_steps, "eval_steps": every,
-                                                          "save_steps": every})
+    est = state.plan["estimate"]
+    return TrainConfig.from_yaml(state.plan["preset"], **{
+        "grad_accum": state.plan["grad_accum"], "max_length": est.get("row_tokens", 1024), **overrides,
+        "max_steps": max_steps, "eval_steps": every, "save_steps": every})
+
+
+def _goal_sample(state: State) -> tuple[list[dict[str, Any]], list[str]]:
+    """The validation examples the goal metric is scored on, and the training targets its style is learned from."""
+    sample = read_jsonl(state.dataset["val_path"])[:GOAL_SAMPLE]
+    targets = [ex["messages"][-1]["content"] for ex in read_jsonl(state.dataset["train_path"])[:200]]
+    return sample, targets
+
+
+def _train_deadline(state: State, runtime: Runtime[Context]) -> float:
+    """Now plus the planned training time, less whatever the earlier steps overran (never below one epoch)."""
+    est = state.plan["estimate"]
+    with runtime.context.store() as store:
+        spent = actual_seconds(store.events(runtime.context.run_id, kinds=["node_end"]))
+    overrun = sum(spent.get(step, 0.0) - est["minutes"].get(step, 0.0) * 60 for step in ("prepare", "sweep"))
+    speeds = state.plan.get("speeds") or {}
+    one_epoch = est["steps_per_epoch"] * est["row_tokens"] / max(speeds.get("train_tokens_per_s") or 70.0, 1.0)
+    return time.time() + max(est["minutes"]["train"] * 60 - max(overrun, 0.0), one_epoch)
 
 
 def training_file(dataset: dict[str, Any]) -> str:
@@ -46,8 +69,8 @@ def sweep(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     data = state.dataset
     steps = state.plan["estimate"]["sweep_steps_per_trial"]
     root = runtime.context.run_dir / "sweep"
-    val_sample = read_jsonl(data["val_path"])[:4]
-    train_targets = [ex["messages"][-1]["content"] for ex in read_jsonl(data["train_path"])[:200]]
+    sample, targets = _goal_sample(state)
+    budget = reply_budget(load_tokenizer(base.path), [ex["messages"][-1]["content"] for ex in sample])
 
     def run_trial(trial: sweeps.Trial) -> Any:
         out = sweeps.trial_dir(root, trial)
@@ -58,7 +81,7 @@ def sweep(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
     def score(trial: sweeps.Trial) -> float | None:
         weights = Path(trial.output_dir) / ("model" if trial.overrides.get("method") == "full" else "adapter")
-        return objective_score(base.path, weights, val_sample, state.spec["objective"], train_targets)
+        return objective_score(base.path, weights, sample, state.spec["objective"], targets, max_new_tokens=budget)
 
     # On a Ray cluster ($INGRAIN_RAY_ADDRESS) the trials run as Ray Tune trials, a GPU each where there are GPUs.
     result = sweeps.run_sweep(state.plan["grid"], run_trial, score)
@@ -75,13 +98,26 @@ def train(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     base = resolve_base(state.spec["base_model"], runtime.context.workspace)
     chosen = next(t for t in state.sweep["trials"] if t["name"] == state.choice)
     out = runtime.context.run_dir / "train"
-    config = _config(state, chosen["overrides"], state.plan["estimate"]["train_steps"], evaluations=4)
+    est = state.plan["estimate"]
+    config = _config(state, chosen["overrides"], est["train_steps"], evaluations=4)
     # A killed run continues from the trainer's last checkpoint instead of starting over.
     resume = (out / trainer.CHECKPOINTS).exists()
     if resume:
         trace.decision("resume training", f"checkpoints exist in {out / trainer.CHECKPOINTS}")
+    # The winner's trial already trained an epoch: continue from its weights rather than start again.
+    trial_weights = Path(chosen.get("output_dir") or "") / ("model" if config.method == "full" else "adapter")
+    init_from = trial_weights if chosen.get("status") == "ok" and trial_weights.is_dir() else None
+    sample, targets = _goal_sample(state)
+    goal = GoalStop(score=goal_scorer(sample, state.spec["objective"], targets), every=est.get("score_every", 10),
+                    deadline=_train_deadline(state, runtime), best_dir=out / "best")
+    trace.decision("train on the goal", f"score {state.spec['objective']} metric on {len(sample)} validation "
+                   f"examples every {goal.every} steps, keep the best, stop when it is flat for {goal.patience} "
+                   f"scores or at {time.strftime('%H:%M:%S', time.localtime(goal.deadline))}",
+                   init_from=str(init_from) if init_from else None, max_steps=config.max_steps)
     result = trace.tool("train", trainer.train, config, base.path, training_file(state.dataset),
-                        state.dataset["val_path"], out, resume=resume)
+                        state.dataset["val_path"], out, resume=resume, goal=goal, init_from=init_from)
+    trace.decision(f"stopped: {result.stop_reason}", f"best goal metric {result.best_goal_metric} at step "
+                   f"{result.best_goal_step} of {result.steps}", curve=result.goal_curve)
     trace.metric("train_tokens_per_s", result.tokens_per_s)
     # Every trained model is a candidate version at once; deploy later replaces it with merged weights.
     with runtime.context.store() as store:

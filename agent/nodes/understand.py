@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,14 @@ from agent.context import Context
 from agent.errors import AgentError
 from agent.state import State
 from agent.trace import Tracer, traced
+from evals.generate import measure_generation
+from tools import data as datasets
 from tools import sweep
+from tools.data import replay
 from tools.errors import ToolError
 from tools.models import resolve_base
 from tools.train import estimate
+from tools.train.calibrate import calibration_examples, measure_training
 from tools.train.config import TrainConfig
 
 
@@ -52,49 +57,73 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if problems:
         raise AgentError("Cannot act on this goal yet:\n- " + "\n- ".join(problems))
     with runtime.context.store() as store:
-        lessons = store.lessons(limit=20)
+        lessons = store.lessons(limit=50)
     hardware = trace.tool("detect_hardware", estimate.detect_hardware)
     stats = trace.tool("source_stats", estimate.source_stats, spec["sources"])
-    # Documents become a few questions per ~300-word passage; each example is ~150 tokens.
-    examples = stats.examples + 3 * max(stats.documents, stats.words // 300)
-    tokens = examples * 150
+    # Documents become a few questions per ~300-word passage; each such example is ~150 tokens.
+    doc_examples = 3 * max(stats.documents, stats.words // 300)
+    examples = stats.examples + doc_examples
+    per_example = (stats.examples * stats.tokens_per_example() + doc_examples * 150) / max(examples, 1)
     # Hyperparameters named in the goal or in a rejection ("lr 1e-3", "2 trials") shape the grid.
     grid = sweep.default_grid(examples, lessons=lessons, feedback=" ".join([state.goal, *state.feedback]))
-    measured = [lesson["data"]["train_tokens_per_s"] for lesson in lessons
-                if lesson["topic"] == "timing" and isinstance(lesson.get("data"), dict)
-                and lesson["data"].get("base") == spec["base_model"] and lesson["data"].get("train_tokens_per_s")]
     budget = spec.get("budget_minutes") or (30 if hardware.device == "cpu" else 120)
     preset = "lora-cpu" if hardware.device == "cpu" else "lora-cuda"
     config = TrainConfig.from_yaml(preset)
-    speed = measured[0] if measured else None
-
-    def allocate(grad_accum: int, trials: int) -> estimate.Estimate:
-        return estimate.allocate_budget(examples=examples, tokens=tokens, budget_minutes=budget, trials=trials,
-                                        hardware=hardware, train_tokens_per_s=speed,
-                                        batch_tokens=config.batch_size * grad_accum * config.max_length)
-
-    grad_accum = config.grad_accum
-    est = allocate(grad_accum, len(grid))
-    if est.train_steps < 100 and grad_accum > 1:
-        # A short budget gets more, smaller optimizer steps from the same tokens.
-        grad_accum = 1
-        est = allocate(grad_accum, len(grid))
-    asked_trials = "trials" in sweep.requested_overrides(" ".join([state.goal, *state.feedback]))
-    if est.sweep_steps_per_trial < 8 and len(grid) > 2 and not asked_trials:
-        grid = grid[:2]
-        est = allocate(grad_accum, len(grid))
-        trace.decision("2 sweep trials", "the budget leaves fewer than 8 steps per trial for 3")
-    if est.train_steps < 1 or est.sweep_steps_per_trial < 1:
-        raise AgentError(f"A budget of {budget} minutes leaves no time to train on this machine "
-                         f"(evaluation alone needs ~{est.minutes['evaluate']} min). Give --budget-minutes "
-                         f"{int(est.minutes['evaluate'] + 4)} or more.")
-    trace.decision("estimate", f"{est.minutes['total']} min on {hardware.device}",
-                   tokens_per_s_source="lessons" if measured else "default")
+    row = estimate.row_length(int(examples * 0.8 * per_example), stats.longest_example_tokens(),
+                              cap=config.max_length)
+    speeds = trace.tool("measure_speeds", measure_speeds, spec, hardware, lessons, preset, row, runtime)
+    trace.decision(f"speeds from {speeds.source}", f"train {speeds.train_tokens_per_s:.0f} tok/s, generate "
+                   f"{speeds.generate_tokens_per_s:.0f} tok/s, {speeds.run_overhead_s:.0f}s per training run",
+                   **speeds.to_dict())
+    est = estimate.plan_budget(examples=examples, tokens_per_example=per_example, budget_minutes=budget,
+                               trials=len(grid), hardware=hardware, speeds=speeds,
+                               longest_example=stats.longest_example_tokens(), max_row=config.max_length,
+                               replay_prompts=replay.replay_count(int(examples * 0.8)))
+    if est.sweep_trials < len(grid):
+        grid = grid[:est.sweep_trials]
+        trace.decision(f"{len(grid)} sweep trial(s)", "the budget leaves no room for one epoch per trial and "
+                       "an epoch of training for more")
+    if est.train_steps < est.steps_per_epoch:
+        raise AgentError(f"A budget of {budget:g} minutes is too small to train even one epoch on this machine "
+                         f"(an epoch is {est.steps_per_epoch} steps of {est.row_tokens} tokens; evaluation and "
+                         f"deploy need ~{est.minutes['evaluate'] + est.minutes['deploy']:.1f} min). Give "
+                         f"--budget-minutes {est.min_budget_minutes:g} or more.")
+    trace.decision("estimate", f"{est.minutes['total']} min on {hardware.device}: {est.sweep_trials} trial(s) of "
+                   f"one epoch, then up to {est.epochs:g} epochs ({est.train_steps} steps)", **est.minutes)
     steps = ["gather documents", "build and split data", f"sweep {len(grid)} configs",
              "train the winner", "evaluate against the base", "deploy", "reflect"]
     return {"spec": spec, "problems": [], "plan": {
         "objective": spec["objective"], "base_model": spec["base_model"], "sources": spec["sources"],
-        "budget_minutes": budget, "steps": steps, "preset": preset, "grad_accum": grad_accum, "grid": grid,
-        "hardware": hardware.to_dict(), "estimate": est.to_dict(),
+        "budget_minutes": budget, "steps": steps, "preset": preset, "grad_accum": 1, "grid": grid,
+        "hardware": hardware.to_dict(), "estimate": est.to_dict(), "speeds": speeds.to_dict(),
         "lessons_used": [lesson["text"] for lesson in lessons[:5]],
     }}
+
+
+def measure_speeds(spec: dict[str, Any], hardware: estimate.Hardware, lessons: list[dict[str, Any]], preset: str,
+                   row_tokens: int, runtime: Runtime[Context]) -> estimate.Speeds:
+    """Speeds for this base on this hardware: the newest timing lesson, else a calibration, else defaults."""
+    for lesson in lessons:  # newest first
+        data = lesson.get("data") if isinstance(lesson.get("data"), dict) else {}
+        if (lesson["topic"] == "timing" and data.get("base") == spec["base_model"]
+                and data.get("hardware") == hardware.key() and data.get("generate_tokens_per_s")):
+            return estimate.Speeds(data["train_tokens_per_s"], data["generate_tokens_per_s"],
+                                   data.get("run_overhead_s", estimate.DEFAULT_RUN_OVERHEAD_S[hardware.device]),
+                                   source=f"lesson of run {lesson.get('run_id')}",
+                                   corrections=data.get("corrections") or {})
+    started = time.perf_counter()
+    try:
+        base = resolve_base(spec["base_model"], runtime.context.workspace)
+        records = []
+        for source in spec["sources"]:
+            if source["kind"] == "dataset" and not records:
+                records = datasets.load_examples(source["location"], skip_invalid=True)[:48]
+        sample = calibration_examples(records)
+        speed = measure_training(preset, base.path, sample, row_tokens=row_tokens)
+        generate = measure_generation(base.path, [ex["messages"][:-1] for ex in sample[:8]], max_new_tokens=24)
+    except (ToolError, OSError, RuntimeError, ValueError) as exc:
+        speeds = estimate.default_speeds(hardware.device)
+        speeds.source = f"default (calibration failed: {exc})"
+        return speeds
+    return estimate.Speeds(speed.tokens_per_s, generate, speed.run_overhead_s, source="calibrated",
+                           calibration_s=round(time.perf_counter() - started, 1))

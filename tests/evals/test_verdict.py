@@ -106,3 +106,16 @@ def test_run_evaluation_fails_an_adapter_that_changes_nothing(noisy_model_dir, t
     assert result.judge["available"] is False and "OPENAI_BASE_URL" in result.judge["reason"]
     data = json.loads(json.dumps(result.to_dict()))
     assert data["samples"][0]["base"] == data["samples"][0]["tuned"]
+
+
+def test_a_required_check_failing_fails_the_verdict_even_when_the_mean_rises():
+    """The closing line is in every training target: a tuned model that never writes it is not in style."""
+    holdout = chat_examples([_conforming(i + 100) for i in range(12)])
+    unsigned = [_conforming(i).replace("\n\n— Wiki bot", "\nand so on, and so on") for i in range(12)]
+    result = judge_outputs(holdout, [_plain(i) for i in range(12)], unsigned, bulleted_summaries(), "style")
+    assert result.metrics["style_conformance"]["delta"]["low"] > 0  # the mean alone would pass it
+    assert not result.passed
+    assert "closing" in result.style["required"]["failed"]
+    assert any("Required check failed" in r and "Wiki bot" in r for r in result.reasons), result.reasons
+    # Optional checks (held by fewer than 95 % of targets) never fail the verdict on their own.
+    assert set(result.style["required"]["failed"]) <= set(result.style["required"]["checks"])

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-# fp32 LoRA on SmolLM2-135M inside the graph (TRL with the CPU loss, 1024-token packed rows, validation
-# included) on 2 AVX2 cores: 70-78 tok/s in the main job. A run's own measured speed (a lesson) replaces it.
+from tools.data.sources import is_dataset_file, is_document_file
+
+# Defaults when neither a calibration nor a lesson is at hand: fp32 LoRA on SmolLM2-135M inside the graph on
+# 2 AVX2 cores (TRL with the CPU loss, packed rows) did 70-140 tok/s; batched greedy decoding ~35 tok/s.
 DEFAULT_TRAIN_TOKENS_PER_S = {"cpu": 70.0, "cuda": 20000.0}
-# Per sweep trial beyond its steps: loading the model, one validation pass, the objective's quick score.
-TRIAL_OVERHEAD_MINUTES = {"cpu": 0.6, "cuda": 0.3}
-TOKENS_PER_EXAMPLE = 90
-# Batched greedy decoding (batch 32, fp32) on SmolLM2; see bench/evals_generate.py.
 DEFAULT_GENERATE_TOKENS_PER_S = {"cpu": 35.0, "cuda": 2000.0}
+# Per training run beyond its steps: loading the model, building the packed data, the final validation pass.
+DEFAULT_RUN_OVERHEAD_S = {"cpu": 25.0, "cuda": 20.0}
+TOKENS_PER_EXAMPLE = 90
 REGRESSION_SUITE_PROMPTS = 18
+SUITE_NEW_TOKENS = 64
+GOAL_SAMPLE = 8
+"""Validation examples the goal metric is scored on during training and in the sweep."""
+MIN_STEPS_PER_EPOCH = 16
+"""Small data sets get shorter packed rows so one epoch is still this many optimizer steps."""
+DEPLOY_S = 25.0
 GPU_DOLLARS_PER_HOUR = 1.2
+STEPS = ("plan", "prepare", "sweep", "train", "evaluate", "deploy")
+"""The plan's timed steps; actual times come from the trace (prepare = gather + build_data)."""
 
 
 @dataclass
@@ -29,6 +39,11 @@ class Hardware:
     """CPU cores available to this process."""
     bf16: bool
     """Whether bf16 math is fast here."""
+    name: str = ""
+    """CPU model or GPU name: timing lessons apply only to the same hardware."""
+
+    def key(self) -> str:
+        return f"{self.device}|{self.name}|{self.cores}|{'bf16' if self.bf16 else 'fp32'}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -39,9 +54,10 @@ def detect_hardware() -> Hardware:
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if torch.cuda.is_available():
-        return Hardware("cuda", cores, torch.cuda.is_bf16_supported())
+        return Hardware("cuda", cores, torch.cuda.is_bf16_supported(), torch.cuda.get_device_name(0))
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    return Hardware("cpu", cores, "avx512_bf16" in flags or "amx_bf16" in flags)
+    name = next((line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")), "")
+    return Hardware("cpu", cores, "avx512_bf16" in flags or "amx_bf16" in flags, name)
 
 
 @dataclass
@@ -52,6 +68,41 @@ class SourceStats:
     words: int = 0
     examples: int = 0
     """Examples in given dataset files (line count for JSONL)."""
+    example_chars: int = 0
+    longest_example_chars: int = 0
+
+    def tokens_per_example(self) -> float:
+        """About 4 characters a token in a JSON line, plus the chat template's system prompt and role tokens."""
+        if not self.examples:
+            return float(TOKENS_PER_EXAMPLE)
+        return self.example_chars / self.examples / 4 + 30
+
+    def longest_example_tokens(self) -> int:
+        return int(self.longest_example_chars / 4 + 30) if self.examples else 256
+
+
+@dataclass
+class Speeds:
+    """How fast this machine trains and generates with one base model, and where the figures came from."""
+
+    train_tokens_per_s: float
+    generate_tokens_per_s: float
+    """Aggregate tokens/s of batched greedy decoding (all sequences together)."""
+    run_overhead_s: float
+    """Seconds per training run beyond its steps (load, data, final validation)."""
+    source: str = "default"
+    """calibrated | lesson | default."""
+    corrections: dict[str, float] = field(default_factory=dict)
+    """Per step: actual / estimated time in the last run on this base and hardware (1.0 = spot on)."""
+    calibration_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_speeds(device: str) -> Speeds:
+    return Speeds(DEFAULT_TRAIN_TOKENS_PER_S[device], DEFAULT_GENERATE_TOKENS_PER_S[device],
+                  DEFAULT_RUN_OVERHEAD_S[device])
 
 
 @dataclass
@@ -63,48 +114,102 @@ class Estimate:
     sweep_trials: int
     sweep_steps_per_trial: int
     train_steps: int
+    """Upper bound: training stops earlier when the goal metric plateaus or its time is up."""
     tokens_per_step: int
+    row_tokens: int = 1024
+    """Packed row length; shorter for small data sets so an epoch has enough optimizer steps."""
+    steps_per_epoch: int = 1
+    epochs: float = 0.0
+    score_every: int = 10
+    """Score the goal metric every N training steps."""
     minutes: dict[str, float] = field(default_factory=dict)
-    """Per step (gather, sweep, train, evaluate, deploy) and total."""
+    """Per step (plan, prepare, sweep, train, evaluate, deploy) and total."""
     max_examples: int | None = None
     """Cap on examples the budget can train for about three epochs (None: no cap needed)."""
+    min_budget_minutes: float = 0.0
+    """The smallest budget that trains each sweep trial and the winner for at least one epoch."""
     gpu_cost_usd: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def allocate_budget(*, examples: int, tokens: int, budget_minutes: float, trials: int, hardware: Hardware,
-                    train_tokens_per_s: float | None = None, eval_examples: int = 32,
-                    eval_new_tokens: int = 80, batch_tokens: int = 1024) -> Estimate:
-    """Split a wall-time budget into sweep and training steps, leaving room for evaluation."""
-    tps = train_tokens_per_s or DEFAULT_TRAIN_TOKENS_PER_S[hardware.device]
-    gen_tps = DEFAULT_GENERATE_TOKENS_PER_S[hardware.device]
-    # Base and tuned each generate for the hold-out and the regression suite.
-    eval_min = 2 * (eval_examples + REGRESSION_SUITE_PROMPTS) * eval_new_tokens / gen_tps / 60 + 0.5
-    fixed_min = 1.0  # model load/convert, data build, merge and registry
-    overhead_min = TRIAL_OVERHEAD_MINUTES[hardware.device] * trials
-    train_min = max(budget_minutes - eval_min - fixed_min - overhead_min, 0.0)
-    steps_total = int(train_min * 60 * tps / batch_tokens)
-    tokens_per_epoch = max(tokens, 1)
-    # Sweeps take about a third of the training time; the winner trains at most 3 epochs.
-    sweep_steps = max(int(steps_total * 0.3 / max(trials, 1)), 0)
-    # Three epochs, but never fewer than 40 steps when the budget allows: tiny data sets need repetition.
-    train_steps = min(steps_total - sweep_steps * trials, max(40, 3 * tokens_per_epoch // batch_tokens))
-    # When the budget cannot see the data about three times, train on a sample it can.
-    affordable = int(max(train_steps, 0) * batch_tokens / 3 / TOKENS_PER_EXAMPLE)
-    max_examples = affordable if affordable < examples else None
-    minutes = {
-        "prepare": fixed_min,
-        "sweep": round(sweep_steps * trials * batch_tokens / tps / 60 + overhead_min, 1),
-        "train": round(max(train_steps, 0) * batch_tokens / tps / 60, 1),
-        "evaluate": round(eval_min, 1),
+def row_length(tokens_per_epoch: int, longest_example: int = 256, *, cap: int = 1024) -> int:
+    """Packed row tokens: short enough for MIN_STEPS_PER_EPOCH steps an epoch, long enough for one example."""
+    wanted = tokens_per_epoch // MIN_STEPS_PER_EPOCH // 64 * 64
+    return int(min(cap, max(256, wanted, math.ceil(longest_example / 64) * 64)))
+
+
+MIN_EPOCHS = 3
+"""The winner should see its data about this many times; bigger data sets are sampled down to fit."""
+MIN_SAMPLED_EXAMPLES = 40
+
+
+def plan_budget(*, examples: int, tokens_per_example: float, budget_minutes: float, trials: int,
+                hardware: Hardware, speeds: Speeds | None = None, holdout: int = 12, eval_new_tokens: int = 128,
+                replay_prompts: int = 24, longest_example: int = 256, max_row: int = 1024) -> Estimate:
+    """Split a wall-time budget over the run's steps from measured speeds.
+
+    Every sweep trial gets one epoch; the winner gets what is left after evaluation and deploy are reserved
+    (it stops earlier when the goal metric plateaus). Data too big for one epoch per trial plus MIN_EPOCHS
+    for the winner is sampled down. Steps are corrected by the last run's actual / estimate.
+    """
+    speeds = speeds or default_speeds(hardware.device)
+    fix = {step: min(2.0, max(0.5, speeds.corrections.get(step, 1.0))) for step in STEPS}
+    gen, tps, overhead = speeds.generate_tokens_per_s, speeds.train_tokens_per_s, speeds.run_overhead_s
+    reply_tokens = min(160, int(tokens_per_example * 0.7) + 24)
+    score_s = GOAL_SAMPLE * reply_tokens / gen + 1.0
+    n_eval = min(32, max(holdout, 1))
+    seconds = {
+        "plan": speeds.calibration_s * fix["plan"],
+        "prepare": (5.0 + replay_prompts * SUITE_NEW_TOKENS / gen) * fix["prepare"],
+        # Base and tuned on the hold-out (the base runs to the cap, the tuned model about its targets' length)
+        # and on the regression suite, plus loading both models.
+        "evaluate": ((n_eval * (eval_new_tokens + reply_tokens) + 2 * REGRESSION_SUITE_PROMPTS * SUITE_NEW_TOKENS)
+                     / gen + 0.8 * overhead) * fix["evaluate"],
+        "deploy": DEPLOY_S * fix["deploy"],
     }
+    fixed = sum(seconds.values())
+
+    def shape(n: int) -> tuple[int, int, int, float]:
+        """tokens per epoch, row length, steps per epoch, seconds per epoch for n examples."""
+        tokens = max(1, int(max(1, int(n * 0.8)) * tokens_per_example))
+        row = row_length(tokens, longest_example, cap=max_row)
+        steps = max(1, math.ceil(tokens / row))
+        return tokens, row, steps, steps * row / tps
+
+    def sweep_s(n_trials: int, epoch_s: float) -> float:
+        return n_trials * (overhead + epoch_s + score_s) * fix["sweep"]
+
+    pool = budget_minutes * 60 - fixed
+    tokens_per_epoch, row, steps_per_epoch, epoch_s = shape(examples)
+    max_examples = None
+    room = pool - sweep_s(trials, 0) - overhead * fix["train"]
+    if room < (trials * fix["sweep"] + MIN_EPOCHS * fix["train"]) * epoch_s and examples > MIN_SAMPLED_EXAMPLES:
+        # Sample the data down so each trial sees it once and the winner about MIN_EPOCHS times.
+        affordable_s = max(room, 0.0) / (trials * fix["sweep"] + MIN_EPOCHS * fix["train"])
+        capped = max(MIN_SAMPLED_EXAMPLES, int(examples * affordable_s / epoch_s))
+        if capped < examples:
+            max_examples = capped
+            tokens_per_epoch, row, steps_per_epoch, epoch_s = shape(capped)
+    one_epoch = (overhead + epoch_s + score_s) * fix["train"]
+    while trials > 1 and pool - sweep_s(trials, epoch_s) < one_epoch:
+        trials -= 1
+    min_budget = math.ceil((fixed + sweep_s(1, epoch_s) + one_epoch) / 60 + 0.5)
+    train_seconds = max(pool - sweep_s(trials, epoch_s), 0.0)
+    score_every = max(2, min(20, steps_per_epoch))
+    per_step = row / tps + score_s / score_every
+    train_steps = max(0, int((train_seconds / fix["train"] - overhead) / per_step))
+    seconds["sweep"] = sweep_s(trials, epoch_s)
+    seconds["train"] = train_seconds
+    minutes = {k: round(v / 60, 2) for k, v in seconds.items()}
     minutes["total"] = round(sum(minutes.values()), 1)
     cost = round(minutes["total"] / 60 * GPU_DOLLARS_PER_HOUR, 2) if hardware.device == "cuda" else None
-    return Estimate(examples=min(examples, max_examples or examples), tokens=tokens, sweep_trials=trials,
-                    sweep_steps_per_trial=sweep_steps, train_steps=max(train_steps, 0), tokens_per_step=batch_tokens,
-                    minutes=minutes, gpu_cost_usd=cost, max_examples=max_examples)
+    return Estimate(examples=max_examples or examples, tokens=tokens_per_epoch, sweep_trials=trials,
+                    sweep_steps_per_trial=steps_per_epoch, train_steps=train_steps, tokens_per_step=row,
+                    row_tokens=row, steps_per_epoch=steps_per_epoch, epochs=round(train_steps / steps_per_epoch, 1),
+                    score_every=score_every, minutes=minutes, max_examples=max_examples,
+                    min_budget_minutes=float(min_budget), gpu_cost_usd=cost)
 
 
 def source_stats(sources: list[dict[str, Any]]) -> SourceStats:
@@ -121,10 +226,14 @@ def source_stats(sources: list[dict[str, Any]]) -> SourceStats:
             path = Path(location)
             files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else []
             for file in files[:5000]:
-                if file.suffix in (".jsonl", ".csv"):
+                if is_dataset_file(file) and file.suffix.lower() in (".jsonl", ".csv", ".tsv"):  # one row a line
                     with open(file, "rb") as fh:
-                        stats.examples += sum(1 for line in fh if line.strip())
-                elif file.suffix in (".md", ".txt", ".rst", ".html", ".htm", ".markdown"):
+                        for line in fh:
+                            if line.strip():
+                                stats.examples += 1
+                                stats.example_chars += len(line)
+                                stats.longest_example_chars = max(stats.longest_example_chars, len(line))
+                elif is_document_file(file):
                     stats.documents += 1
                     stats.words += len(file.read_text(errors="replace").split())
     return stats

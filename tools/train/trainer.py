@@ -7,11 +7,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memory.workspace import atomic_dir, atomic_write_text
 from tools.errors import ToolError
 from tools.train.config import TrainConfig, cuda_available
+
+if TYPE_CHECKING:
+    from tools.train.goal_stop import GoalStop
 from tools.train.threads import pick_threads
 
 RESULT_FILE = "train_result.json"
@@ -41,6 +44,15 @@ class TrainResult:
     threads: int = 0
     resumed_from_step: int = 0
     stopped_early: bool = False
+    stop_reason: str = "max_steps"
+    """max_steps, early_stopping (val loss), deadline, or the goal metric's plateau / success."""
+    goal_curve: list[dict[str, Any]] = field(default_factory=list)
+    """The objective's metric on the validation sample: {step, metric, seconds} per score."""
+    best_goal_metric: float | None = None
+    best_goal_step: int | None = None
+    """The step whose weights were kept when the goal metric was scored (None: the final weights)."""
+    init_from: str | None = None
+    """Weights training started from (a sweep trial's adapter), if not the base."""
     config: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,10 +70,13 @@ def select_backend() -> str:
 
 def train(config: TrainConfig, base_model_dir: Path | str, train_path: Path | str, val_path: Path | str,
           output_dir: Path | str, *, resume: bool = False, progress: bool = True,
-          on_log: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+          on_log: Callable[[dict[str, Any]], None] | None = None, goal: GoalStop | None = None,
+          init_from: Path | str | None = None) -> TrainResult:
     """Fine-tune `base_model_dir` on `train_path`, validate on `val_path`, save weights + result in `output_dir`.
 
-    With `resume=True` training continues from the newest checkpoint in output_dir/checkpoints.
+    With `resume=True` training continues from the newest checkpoint in output_dir/checkpoints. With `goal`,
+    the objective's metric is scored every few steps, the best-scoring weights are kept and training stops
+    on its plateau or deadline. `init_from` starts from earlier weights (a sweep trial's adapter or model).
     """
     started = time.perf_counter()
     output_dir = Path(output_dir)
@@ -73,12 +88,16 @@ def train(config: TrainConfig, base_model_dir: Path | str, train_path: Path | st
 
         model, tokenizer = load_unsloth(config, base_model_dir)
     else:
-        model, tokenizer = _load_trl(config, base_model_dir)
-    return _run(config, model, tokenizer, backend, Path(train_path), Path(val_path), output_dir,
-                resume=resume, progress=progress, on_log=on_log, started=started)
+        model, tokenizer = _load_trl(config, base_model_dir, init_from)
+    result = _run(config, model, tokenizer, backend, Path(train_path), Path(val_path), output_dir,
+                  resume=resume, progress=progress, on_log=on_log, started=started, goal=goal)
+    if init_from is not None:
+        result.init_from = str(init_from)
+        atomic_write_text(output_dir / RESULT_FILE, json.dumps(result.to_dict(), indent=2))
+    return result
 
 
-def _load_trl(config: TrainConfig, base_model_dir: Path | str):
+def _load_trl(config: TrainConfig, base_model_dir: Path | str, init_from: Path | str | None = None):
     import torch
 
     from tools.models import load_model, load_tokenizer
@@ -94,10 +113,15 @@ def _load_trl(config: TrainConfig, base_model_dir: Path | str):
                                           bnb_4bit_compute_dtype=torch.bfloat16 if config.use_bf16() else torch.float16)
         model = prepare_model_for_kbit_training(load_model(base_model_dir, quantization_config=quantization))
     else:
-        model = load_model(base_model_dir, dtype=torch.float32)
+        # A full fine-tune continues from the trial's whole model; LoRA loads the base, then the adapter.
+        start = init_from if init_from is not None and config.method == "full" else base_model_dir
+        model = load_model(start, dtype=torch.float32)
     if config.method == "full":
         return model, tokenizer
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if init_from is not None:
+        return PeftModel.from_pretrained(model, str(init_from), is_trainable=True), tokenizer
 
     missing = [m for m in config.target_modules if not any(n.endswith(m) for n, _ in model.named_modules())]
     if missing:
@@ -108,7 +132,8 @@ def _load_trl(config: TrainConfig, base_model_dir: Path | str):
     return get_peft_model(model, lora), tokenizer
 
 
-def sft_args(config: TrainConfig, checkpoints: Path, *, bf16: bool, has_val: bool = True) -> Any:
+def sft_args(config: TrainConfig, checkpoints: Path, *, bf16: bool, has_val: bool = True,
+             best_by_loss: bool = True) -> Any:
     """The SFTConfig for `config`: CPU-aware precision, packing, eval/save cadence and early stopping."""
     from trl import SFTConfig
 
@@ -121,7 +146,10 @@ def sft_args(config: TrainConfig, checkpoints: Path, *, bf16: bool, has_val: boo
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
-        warmup_steps=config.warmup_ratio,  # a float < 1 is a ratio of the total steps
+        # A ratio of the total steps, but never more than 10: max_steps is an upper bound when training stops
+        # on the goal metric or a deadline, and a long warmup would spend the real steps at a tiny rate.
+        warmup_steps=min(10, int(config.warmup_ratio * config.max_steps)) if config.max_steps > 0
+        else config.warmup_ratio,
         weight_decay=config.weight_decay,
         lr_scheduler_type="linear",
         max_length=config.max_length,
@@ -138,7 +166,7 @@ def sft_args(config: TrainConfig, checkpoints: Path, *, bf16: bool, has_val: boo
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=config.save_total_limit,
-        load_best_model_at_end=has_val and config.early_stopping_patience > 0,
+        load_best_model_at_end=best_by_loss and has_val and config.early_stopping_patience > 0,
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         logging_steps=config.logging_steps,
@@ -151,7 +179,7 @@ def sft_args(config: TrainConfig, checkpoints: Path, *, bf16: bool, has_val: boo
 
 
 def _run(config, model, tokenizer, backend, train_path, val_path, output_dir, *, resume, progress, on_log,
-         started) -> TrainResult:
+         started, goal=None) -> TrainResult:
     import torch
     from transformers import EarlyStoppingCallback, PrinterCallback
 
@@ -170,10 +198,18 @@ def _run(config, model, tokenizer, backend, train_path, val_path, output_dir, *,
     train_set = build_dataset(tokenizer, train_path, config.max_length)
     val_set = build_dataset(tokenizer, val_path, config.max_length)
     tracker = ProgressCallback(show=progress, on_log=on_log)
-    callbacks = [tracker]
-    if config.early_stopping_patience > 0:
+    callbacks: list[Any] = [tracker]
+    # With a goal metric, it decides what is kept and when to stop; validation loss is only logged.
+    by_goal = goal is not None and goal.score is not None
+    if config.early_stopping_patience > 0 and not by_goal:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    args = sft_args(config, checkpoints, bf16=bf16)
+    goal_cb = None
+    if goal is not None:
+        from tools.train.goal_stop import GoalStopCallback
+
+        goal_cb = GoalStopCallback(goal, tokenizer)
+        callbacks.append(goal_cb)
+    args = sft_args(config, checkpoints, bf16=bf16, best_by_loss=not by_goal)
     trainer_class = _sft_trainer_class(labelled_head=not cuda_available())
     trainer = trainer_class(model=model, args=args, train_dataset=train_set, eval_dataset=val_set,
                          processing_class=tokenizer, callbacks=callbacks)
@@ -190,6 +226,13 @@ def _run(config, model, tokenizer, backend, train_path, val_path, output_dir, *,
         trainer.model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
     steps = trainer.state.global_step
+    stop_reason = "early_stopping" if steps < trainer.state.max_steps else "max_steps"
+    if goal_cb is not None:
+        from tools.train.goal_stop import keep_best
+
+        keep_best(goal_cb.trace, goal.best_dir, weights)
+        if goal_cb.trace.stop_reason != "max_steps":
+            stop_reason = goal_cb.trace.stop_reason
     result = TrainResult(
         output_dir=str(output_dir), weights_path=str(weights), method=config.method, backend=backend,
         precision="bf16" if bf16 else "fp32", steps=steps,
@@ -200,7 +243,10 @@ def _run(config, model, tokenizer, backend, train_path, val_path, output_dir, *,
         if output.metrics.get("train_runtime") else 0.0,
         wall_seconds=round(time.perf_counter() - started, 2), peak_rss_mb=round(peak_rss_mb(), 1),
         threads=threads if not cuda_available() else 0, resumed_from_step=resumed_from,
-        stopped_early=steps < trainer.state.max_steps, config=config.to_dict(),
+        stopped_early=steps < trainer.state.max_steps, stop_reason=stop_reason, config=config.to_dict(),
+        goal_curve=goal_cb.trace.curve if goal_cb else [],
+        best_goal_metric=goal_cb.trace.best if goal_cb else None,
+        best_goal_step=goal_cb.trace.best_step if goal_cb else None,
     )
     atomic_write_text(output_dir / RESULT_FILE, json.dumps(result.to_dict(), indent=2))
     return result

@@ -12,31 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.tools.train.conftest import chat, write_split
 from tools.errors import ToolError
 from tools.train.config import PRESETS_DIR, TrainConfig, preset_names
 from tools.train.progress import progress_line
 from tools.train.trainer import RESULT_FILE, estimate, load_result, select_backend, train
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def chat(user: str, answer: str) -> dict:
-    return {"messages": [{"role": "system", "content": "you are a helpful model"},
-                         {"role": "user", "content": user}, {"role": "assistant", "content": answer}]}
-
-
-def write_split(folder: Path, name: str, rows: list[dict]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    return path
-
-
-@pytest.fixture()
-def repetitive_data(tmp_path):
-    rows = [chat(f"what is the summary of paper {i}?", "- the method is good\n- the result is a list")
-            for i in range(32)]
-    return write_split(tmp_path / "data", "train", rows), write_split(tmp_path / "data", "val", rows[:4])
 
 
 def fast_config(**overrides) -> TrainConfig:

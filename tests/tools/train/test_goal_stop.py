@@ -1,0 +1,53 @@
+"""Training steered by the goal metric: scored every few steps, best weights kept, stops on plateau or deadline."""
+
+from __future__ import annotations
+
+import time
+
+from safetensors.torch import load_file
+
+from tests.tools.train.test_trainer import fast_config
+from tools.train.goal_stop import GoalStop
+from tools.train.trainer import train
+
+
+def _weights(folder) -> dict:
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+def test_plateau_stops_training_and_the_best_scoring_weights_are_kept(tiny_model_dir, repetitive_data, tmp_path):
+    scores = iter([0.2, 0.6, 0.4, 0.5, 0.55, 0.3, 0.3, 0.3])
+    seen: list[int] = []
+
+    def score(model, tokenizer) -> float:
+        assert not model.training  # scored as the endpoint generates: eval mode
+        seen.append(1)
+        return next(scores)
+
+    out = tmp_path / "out"
+    result = train(fast_config(max_steps=40), tiny_model_dir, *repetitive_data, out, progress=False,
+                   goal=GoalStop(score=score, every=4, patience=3, best_dir=out / "best"))
+    assert [p["step"] for p in result.goal_curve] == [4, 8, 12, 16, 20]
+    assert result.steps == 20 and result.stop_reason.startswith("goal metric flat")
+    assert (result.best_goal_metric, result.best_goal_step) == (0.6, 8)
+    # The final weights (step 20) were replaced by the ones saved when the metric peaked (step 8).
+    kept, best = _weights(out / "adapter"), _weights(out / "best")
+    assert kept.keys() == best.keys() and all((kept[k] == best[k]).all() for k in kept)
+
+
+def test_a_deadline_stops_training_at_the_next_step(tiny_model_dir, repetitive_data, tmp_path):
+    result = train(fast_config(max_steps=200), tiny_model_dir, *repetitive_data, tmp_path / "out", progress=False,
+                   goal=GoalStop(score=lambda m, t: 0.5, every=50, deadline=time.time() - 1))
+    assert result.steps == 1 and result.stop_reason == "deadline"
+    assert [p["step"] for p in result.goal_curve] == [1]  # the weights it stops with are still scored
+
+
+def test_training_continues_from_earlier_weights(tiny_model_dir, repetitive_data, tmp_path):
+    first = train(fast_config(max_steps=6), tiny_model_dir, *repetitive_data, tmp_path / "a", progress=False)
+    second = train(fast_config(max_steps=2, lr=1e-9), tiny_model_dir, *repetitive_data, tmp_path / "b",
+                   progress=False, init_from=first.weights_path)
+    assert second.init_from == first.weights_path
+    # With a vanishing rate the continued adapter stays the first one, not a fresh (zero-B) LoRA.
+    start, after = _weights(tmp_path / "a" / "adapter"), _weights(tmp_path / "b" / "adapter")
+    assert any(float(start[k].abs().sum()) > 0 for k in start if "lora_B" in k)
+    assert all((start[k] - after[k]).abs().max() < 1e-4 for k in start)

@@ -1,0 +1,130 @@
+"""Train on the goal, not the loss: score the objective's metric every few steps, keep the best weights by it,
+stop when it plateaus or the time allotted runs out.
+
+Validation loss keeps falling long after a small model has learned a format, and a model can have a low
+loss and still never write a target's closing line. So the score that decides is the goal's own metric on a
+small validation sample, generated the way the endpoint will generate (greedy, until end of turn).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from memory.workspace import atomic_dir
+
+GoalScore = Callable[[Any, Any], float]
+"""(model, tokenizer) → the objective's metric on a validation sample, 0–1, higher is better."""
+
+
+@dataclass
+class GoalStop:
+    """When to score, when to stop, and where the best weights go."""
+
+    score: GoalScore | None = None
+    every: int = 10
+    """Score the goal metric every N optimizer steps (and at the end)."""
+    patience: int = 3
+    """Stop after N scores without a gain of at least `min_delta`."""
+    min_delta: float = 0.01
+    deadline: float | None = None
+    """time.time() after which training stops at the next step boundary."""
+    best_dir: Path | None = None
+    """Where the best-scoring weights are saved (a LoRA adapter, or the full model)."""
+
+
+@dataclass
+class GoalTrace:
+    """What the callback saw: every score, the best one, why training stopped."""
+
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    best: float | None = None
+    best_step: int | None = None
+    stop_reason: str = "max_steps"
+    score_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class GoalStopCallback(TrainerCallback):
+    """Scores the goal metric during training, saves the best weights, stops on plateau or deadline."""
+
+    def __init__(self, stop: GoalStop, tokenizer: Any) -> None:
+        self.stop, self.tokenizer, self.trace = stop, tokenizer, GoalTrace()
+        self._since_best = 0
+        self._perfect = 0
+
+    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> Any:
+        stop = self.stop
+        out_of_time = stop.deadline is not None and time.time() >= stop.deadline
+        due = stop.score is not None and state.global_step % max(1, stop.every) == 0
+        if due or (out_of_time and stop.score is not None and self._last_step() != state.global_step):
+            self._score(model, state.global_step, control)
+        if out_of_time and not control.should_training_stop:
+            self.trace.stop_reason = "deadline"
+            control.should_training_stop = True
+        return control
+
+    def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> Any:
+        # The last steps since the previous score may hold the best weights.
+        if self.stop.score is not None and self._last_step() != state.global_step:
+            self._score(model, state.global_step, control)
+        return control
+
+    def _last_step(self) -> int | None:
+        return self.trace.curve[-1]["step"] if self.trace.curve else None
+
+    def _score(self, model: Any, step: int, control: Any) -> None:
+        import torch
+
+        started = time.perf_counter()
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                value = float(self.stop.score(model, self.tokenizer))
+        finally:
+            if was_training:
+                model.train()
+        seconds = time.perf_counter() - started
+        self.trace.score_seconds += seconds
+        self.trace.curve.append({"step": step, "metric": round(value, 4), "seconds": round(seconds, 1)})
+        print(f"step {step:05d} | goal metric {value:.3f} | scored in {seconds:.0f}s", file=sys.stderr, flush=True)
+        if self.trace.best is None or value >= self.trace.best + self.stop.min_delta:
+            self.trace.best, self.trace.best_step, self._since_best = value, step, 0
+            self._save_best(model)
+        else:
+            self._since_best += 1
+        self._perfect = self._perfect + 1 if value >= 0.999 else 0
+        if self._perfect >= 2:
+            self.trace.stop_reason, control.should_training_stop = "goal met on the validation sample", True
+        elif self._since_best >= self.stop.patience:
+            self.trace.stop_reason = f"goal metric flat for {self.stop.patience} scores"
+            control.should_training_stop = True
+
+    def _save_best(self, model: Any) -> None:
+        if self.stop.best_dir is None:
+            return
+        with atomic_dir(self.stop.best_dir) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp)
+
+
+def keep_best(trace: GoalTrace, best_dir: Path | None, weights: Path) -> bool:
+    """Replace the final weights with the best-scoring ones when an earlier step scored higher."""
+    if best_dir is None or not best_dir.is_dir() or trace.best_step is None:
+        return False
+    final = trace.curve[-1] if trace.curve else None
+    if final is not None and (final["step"] == trace.best_step or final["metric"] >= trace.best):
+        return False
+    with atomic_dir(weights) as tmp:
+        shutil.copytree(best_dir, tmp, dirs_exist_ok=True)
+    return True
