@@ -13,7 +13,7 @@ from typing import Any
 from tools.data import write_jsonl
 from tools.train.config import TrainConfig
 
-CALIBRATION_STEPS = 3
+CALIBRATION_STEPS = 4  # the first step is slow (allocations); more steps average it away
 _FILLER = ("The quick answer depends on the details, so here is a short and careful explanation of the main "
            "points, with one example and a note on what to watch out for. ")
 

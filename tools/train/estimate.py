@@ -72,13 +72,14 @@ class SourceStats:
     longest_example_chars: int = 0
 
     def tokens_per_example(self) -> float:
-        """About 4 characters a token in a JSON line, plus the chat template's system prompt and role tokens."""
+        """A JSONL chat line has about 3.3 characters per templated token (SmolLM2, system prompt included:
+        measured 3.4 on prose answers, 2.8 on JSON answers); JSON's keys and quotes make up for the template."""
         if not self.examples:
             return float(TOKENS_PER_EXAMPLE)
-        return self.example_chars / self.examples / 4 + 30
+        return self.example_chars / self.examples / 3.3
 
     def longest_example_tokens(self) -> int:
-        return int(self.longest_example_chars / 4 + 30) if self.examples else 256
+        return int(self.longest_example_chars / 3.3) if self.examples else 256
 
 
 @dataclass

@@ -25,9 +25,9 @@ def test_replay_examples_pair_prompts_with_replies_and_drop_empty_ones() -> None
     assert examples[0]["messages"][0] == prompts[0][0]
 
 
-def test_replay_share_is_a_quarter_within_bounds() -> None:
-    assert replay_count(8) == 4
-    assert replay_count(80) == 20
+def test_replay_share_is_half_within_bounds() -> None:
+    assert replay_count(4) == 4
+    assert replay_count(40) == 20
     assert replay_count(10_000) == len(replay_prompts())
 
 
