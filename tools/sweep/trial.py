@@ -63,11 +63,15 @@ def run_one(trial: Trial, run_trial: Callable[[Trial], Any],
 
 
 def check_divergence(losses: list[float], *, factor: float = 4.0) -> None:
-    """Raise TrialDiverged when the latest loss is NaN/inf or `factor` times the first one."""
+    """Raise TrialDiverged when the latest loss is NaN/inf or the mean of the last three is `factor` × the first.
+
+    The mean of three, not the last loss alone: with replay mixed in, one batch can be mostly the base
+    model's own replies (a low loss) and the next mostly task examples (a high one) without anything wrong.
+    """
     if not losses:
         return
-    last = losses[-1]
-    if not math.isfinite(last) or (len(losses) > 2 and last > factor * losses[0]):
+    last, recent = losses[-1], sum(losses[-3:]) / len(losses[-3:])
+    if not math.isfinite(last) or (len(losses) > 2 and recent > factor * losses[0]):
         raise TrialDiverged(f"loss went from {losses[0]:.3f} to {last:.3f}")
 
 

@@ -52,10 +52,12 @@ def test_small_metric_differences_do_not_override_loss() -> None:
 
 def test_divergence_detection() -> None:
     check_divergence([2.0, 1.9, 1.7])
+    # A replay-heavy first batch (low loss) then a task batch (high loss) is not divergence.
+    check_divergence([1.16, 4.69, 4.2, 3.9, 3.5])
     with pytest.raises(TrialDiverged):
         check_divergence([2.0, 1.9, math.nan])
     with pytest.raises(TrialDiverged):
-        check_divergence([2.0, 3.0, 9.0])
+        check_divergence([2.0, 3.0, 9.0, 13.0])
 
 
 def test_run_sweep_marks_diverged_trials_and_suggests_a_lower_rate_when_all_fail() -> None:
