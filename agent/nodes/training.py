@@ -23,11 +23,13 @@ from tools.train.estimate import GOAL_SAMPLE
 from tools.train.goal_stop import GoalStop
 
 
-def _config(state: State, overrides: dict[str, Any], max_steps: int, *, evaluations: int) -> TrainConfig:
-    """The preset for this hardware, the trial's overrides, and the step budget and row length from the plan."""
-    # Each validation pass costs about a third of a training step per token, so a sweep trial is validated
-    # once, at its end, and the final run a few times (for the loss curve and resumable checkpoints).
-    every = max(1, max_steps // evaluations)
+def _config(state: State, overrides: dict[str, Any], max_steps: int, *, every: int) -> TrainConfig:
+    """The preset for this hardware, the trial's overrides, and the step budget and row length from the plan.
+
+    Validation loss and a checkpoint every `every` steps: a sweep trial once, at its end; the final run each
+    time the goal metric is scored, so a killed run resumes from no further back than the last score.
+    """
+    every = max(1, min(every, max_steps))
     est = state.plan["estimate"]
     return TrainConfig.from_yaml(state.plan["preset"], **{
         "grad_accum": state.plan["grad_accum"], "max_length": est.get("row_tokens", 1024), **overrides,
@@ -75,7 +77,7 @@ def sweep(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     def run_trial(trial: sweeps.Trial) -> Any:
         out = sweeps.trial_dir(root, trial)
         return trace.tool(f"train trial {trial.name}", trainer.train,
-                          _config(state, trial.overrides, steps, evaluations=1),
+                          _config(state, trial.overrides, steps, every=steps),
                           base.path, training_file(data), data["val_path"], out,
                           resume=(out / trainer.CHECKPOINTS).exists(), on_log=sweeps.divergence_watch())
 
@@ -99,7 +101,7 @@ def train(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     chosen = next(t for t in state.sweep["trials"] if t["name"] == state.choice)
     out = runtime.context.run_dir / "train"
     est = state.plan["estimate"]
-    config = _config(state, chosen["overrides"], est["train_steps"], evaluations=4)
+    config = _config(state, chosen["overrides"], est["train_steps"], every=est.get("score_every", 10))
     # A killed run continues from the trainer's last checkpoint instead of starting over.
     resume = (out / trainer.CHECKPOINTS).exists()
     if resume:

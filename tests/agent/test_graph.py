@@ -180,9 +180,23 @@ def test_goals_it_cannot_act_on_fail_with_what_to_add(goal, kwargs, expected, st
 
 
 def test_budget_too_small_stops_at_plan(style_data, tiny_model_dir) -> None:
+    """A timing lesson from a slow machine (the plan reads it instead of calibrating) makes 1 minute too short."""
+    import re
+
+    from tools.train.estimate import detect_hardware
+
+    with Store.open() as store:
+        store.add_lesson("timing", "a slow machine", data={
+            "base": str(tiny_model_dir), "hardware": detect_hardware().key(), "train_tokens_per_s": 20.0,
+            "generate_tokens_per_s": 5.0, "run_overhead_s": 30.0, "corrections": {}})
     outcome = start(style_data, tiny_model_dir, "auto", budget_minutes=1)
-    assert outcome.exit_code == 1 and "--budget-minutes" in outcome.message
+    assert outcome.exit_code == 1 and "too small to train even one epoch" in outcome.message, outcome.message
     assert "gather" not in node_counts(outcome.run_id)
+    minimum = float(re.search(r"--budget-minutes (\d+(?:\.\d+)?) or more", outcome.message).group(1))
+    assert minimum > 1
+    # The figure is true: with that budget the same plan goes ahead (paused at its gate, interactive).
+    enough = start(style_data, tiny_model_dir, "interactive", budget_minutes=minimum)
+    assert enough.exit_code == 3 and enough.gate == "plan", enough.message
 
 
 def test_resume_refuses_a_run_another_live_process_drives(style_data, tiny_model_dir) -> None:

@@ -157,19 +157,11 @@ def test_exported_gguf_runs_in_llama_cpp_with_the_same_logits(store, tiny_model_
 
 
 def require_llama_cpp() -> None:
-    """Skip (reported as such, not passed) where llama-cpp-python is missing or broken."""
+    """llama-cpp-python is a dev dependency that scripts/bootstrap.sh builds: its absence is a failure, not a skip."""
     try:
         import llama_cpp  # noqa: F401
     except ImportError as exc:
-        pytest.skip(f"llama-cpp-python does not import: {exc}")
-
-
-def _llama_cpp_importable() -> bool:
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        pytest.fail(f"llama-cpp-python does not import ({exc}): run scripts/bootstrap.sh, which builds it")
 
 
 def _check_in_llama_cpp(path: Path, tokenizer, expected: torch.Tensor, atol: float = 1e-2) -> None:
@@ -241,9 +233,9 @@ def test_refusals_say_what_to_do(store, tiny_model_dir, tmp_path) -> None:
     assert not list(tmp_path.glob("*.gguf")) and not list(tmp_path.glob(".odd.gguf*"))
 
 
-def test_q4_k_m_without_llama_cpp_says_how_to_get_it(store, tiny_model_dir, tmp_path) -> None:
-    if _llama_cpp_importable():
-        pytest.skip("llama-cpp-python imports here, so q4_k_m works (the next test checks it)")
+def test_q4_k_m_without_llama_cpp_says_how_to_get_it(store, tiny_model_dir, tmp_path, monkeypatch) -> None:
+    # A None entry in sys.modules makes `import llama_cpp` raise ImportError, as on a machine without it.
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
     store.register_model("tiny-v1", base=str(tiny_model_dir), kind="full", path=str(tiny_model_dir))
     with pytest.raises(ToolError, match="pip install llama-cpp-python"):
         export_version(store, "tiny-v1", "gguf", quant="q4_k_m", out=tmp_path)
@@ -311,5 +303,5 @@ def test_smollm2_lora_exports_to_gguf_with_the_tuned_weights(store, smollm2_dir,
     assert (reloaded - tuned).abs().max() < 0.25
     assert (reloaded - base).abs().max() > 1.0 and (tuned - base).abs().max() > 1.0
     assert torch.equal(reloaded.argmax(-1), tuned.argmax(-1))
-    require_llama_cpp()  # last, so every check above has run before a skip is reported
+    require_llama_cpp()  # last, so every check above has run before a missing llama.cpp is reported
     _check_in_llama_cpp(Path(result.path), tokenizer, tuned, atol=0.25)
