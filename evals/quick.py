@@ -10,6 +10,7 @@ from typing import Any
 from evals.generate import LoadedModel, generate_replies, generate_token_ids, stop_token_ids
 from evals.style import style_profile
 from evals.verdict import PRIMARY_METRIC, holdout_scores
+from tools.models import is_adapter_dir
 
 # Room past the longest target: a reply that runs on past its closing line must show it to be scored down.
 OVERRUN_TOKENS = 24
@@ -36,7 +37,7 @@ def objective_score(base_dir: Path, trained_dir: Path, examples: Sequence[dict[s
     if not examples or not Path(trained_dir).exists():
         return None
     adapter = Path(trained_dir)
-    model: Any = (Path(base_dir), adapter) if (adapter / "adapter_config.json").is_file() else adapter
+    model: Any = (Path(base_dir), adapter) if is_adapter_dir(adapter) else adapter
     outputs = generate_replies(model, [ex["messages"][:-1] for ex in examples], max_new_tokens=max_new_tokens,
                                batch_size=len(examples))
     return mean_objective(examples, outputs, objective, train_targets)
@@ -46,13 +47,15 @@ def goal_scorer(examples: Sequence[dict[str, Any]], objective: str, train_target
                 *, max_new_tokens: int | None = None) -> Callable[[Any, Any], float]:
     """A (model, tokenizer) → metric function for the model being trained, generating in memory, greedy."""
     prompts = [ex["messages"][:-1] for ex in examples]
+    budget = {"tokens": max_new_tokens}
 
     def score(model: Any, tokenizer: Any) -> float:
-        budget = max_new_tokens or reply_budget(tokenizer, [ex["messages"][-1]["content"] for ex in examples])
+        if budget["tokens"] is None:  # the tokenizer arrives with the first call
+            budget["tokens"] = reply_budget(tokenizer, [ex["messages"][-1]["content"] for ex in examples])
         side = tokenizer.padding_side
         try:
             loaded = LoadedModel(model, tokenizer, "in-training", "in-training", stop_token_ids(tokenizer))
-            ids = generate_token_ids(loaded, prompts, max_new_tokens=budget, batch_size=len(prompts))
+            ids = generate_token_ids(loaded, prompts, max_new_tokens=budget["tokens"], batch_size=len(prompts))
         finally:
             tokenizer.padding_side = side  # the training collator pads on its own side
         outputs = [tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]

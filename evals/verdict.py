@@ -25,6 +25,7 @@ from evals.metrics import (
 from evals.regression import RegressionComparison, compare, run_regression
 from evals.style import StyleProfile, style_profile
 from tools.errors import ToolError
+from tools.models import is_adapter_dir
 
 OBJECTIVES = ("style", "knowledge", "task")
 LOSS_BATCH = 8
@@ -235,7 +236,7 @@ def run_evaluation(
     criteria = criteria or Criteria()
     started = time.perf_counter()
     tuned = Path(tuned)
-    tuned_spec: Any = (Path(base_dir), tuned) if (tuned / "adapter_config.json").is_file() else tuned
+    tuned_spec: Any = (Path(base_dir), tuned) if is_adapter_dir(tuned) else tuned
     prompts = [ex["messages"][:-1] for ex in holdout_examples]
     timings: dict[str, float] = {}
     runs = {}

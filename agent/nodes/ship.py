@@ -14,6 +14,7 @@ from evals.report import write_report
 from evals.timing import estimate_vs_actual
 from tools.deploy import deploy_version
 from tools.models import resolve_base
+from tools.train.estimate import Hardware
 
 
 def _promotion(state: State, runtime: Runtime[Context], production: dict[str, Any] | None) -> tuple[bool, str]:
@@ -95,12 +96,11 @@ def timing_lesson(state: State, timing: list[dict[str, Any]]) -> list[tuple[str,
         if row["ratio"] is None or (row["step"] == "train" and goal_stopped):
             continue
         corrections[row["step"]] = round(min(2.0, max(0.5, corrections.get(row["step"], 1.0) * row["ratio"])), 3)
-    key = "|".join(str(hardware.get(k)) for k in ("device", "name", "cores"))
-    key += "|bf16" if hardware.get("bf16") else "|fp32"
     text = (f"planned with train {speeds['train_tokens_per_s']:.0f} tok/s, generate "
             f"{speeds['generate_tokens_per_s']:.0f} tok/s ({speeds['source']}); actual/estimate: "
             + ", ".join(f"{r['step']} {r['ratio']}" for r in timing if r["ratio"] is not None))
-    data = {"base": state.spec["base_model"], "hardware": key, "train_tokens_per_s": speeds["train_tokens_per_s"],
+    data = {"base": state.spec["base_model"], "hardware": Hardware(**hardware).key(),
+            "train_tokens_per_s": speeds["train_tokens_per_s"],
             "generate_tokens_per_s": speeds["generate_tokens_per_s"], "run_overhead_s": speeds["run_overhead_s"],
             "corrections": corrections, "steps": timing}
     return [("timing", text, data)]

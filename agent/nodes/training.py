@@ -49,8 +49,7 @@ def _train_deadline(state: State, runtime: Runtime[Context]) -> float:
     with runtime.context.store() as store:
         spent = actual_seconds(store.events(runtime.context.run_id, kinds=["node_end"]))
     overrun = sum(spent.get(step, 0.0) - est["minutes"].get(step, 0.0) * 60 for step in ("prepare", "sweep"))
-    speeds = state.plan.get("speeds") or {}
-    one_epoch = est["steps_per_epoch"] * est["row_tokens"] / max(speeds.get("train_tokens_per_s") or 70.0, 1.0)
+    one_epoch = est["steps_per_epoch"] * est["row_tokens"] / state.plan["speeds"]["train_tokens_per_s"]
     return time.time() + max(est["minutes"]["train"] * 60 - max(overrun, 0.0), one_epoch)
 
 

@@ -120,7 +120,8 @@ def measure_speeds(spec: dict[str, Any], hardware: estimate.Hardware, lessons: l
                 records = datasets.load_examples(source["location"], skip_invalid=True)[:48]
         sample = calibration_examples(records)
         speed = measure_training(preset, base.path, sample, row_tokens=row_tokens)
-        generate = measure_generation(base.path, [ex["messages"][:-1] for ex in sample[:8]], max_new_tokens=24)
+        # Evaluation and replay decode 32 prompts a batch; throughput grows with the batch, so measure at 32.
+        generate = measure_generation(base.path, [ex["messages"][:-1] for ex in sample[:32]], max_new_tokens=16)
     except (ToolError, OSError, RuntimeError, ValueError) as exc:
         speeds = estimate.default_speeds(hardware.device)
         speeds.source = f"default (calibration failed: {exc})"

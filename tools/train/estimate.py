@@ -23,7 +23,7 @@ GOAL_SAMPLE = 8
 """Validation examples the goal metric is scored on during training and in the sweep."""
 MIN_STEPS_PER_EPOCH = 16
 """Small data sets get shorter packed rows so one epoch is still this many optimizer steps."""
-DEPLOY_S = 25.0
+DEPLOY_S = 10.0  # merge, f16 GGUF copy and registry for a 135M model: 7.6 s measured
 GPU_DOLLARS_PER_HOUR = 1.2
 STEPS = ("plan", "prepare", "sweep", "train", "evaluate", "deploy")
 """The plan's timed steps; actual times come from the trace (prepare = gather + build_data)."""
@@ -116,7 +116,6 @@ class Estimate:
     sweep_steps_per_trial: int
     train_steps: int
     """Upper bound: training stops earlier when the goal metric plateaus or its time is up."""
-    tokens_per_step: int
     row_tokens: int = 1024
     """Packed row length; shorter for small data sets so an epoch has enough optimizer steps."""
     steps_per_epoch: int = 1
@@ -207,7 +206,7 @@ def plan_budget(*, examples: int, tokens_per_example: float, budget_minutes: flo
     minutes["total"] = round(sum(minutes.values()), 1)
     cost = round(minutes["total"] / 60 * GPU_DOLLARS_PER_HOUR, 2) if hardware.device == "cuda" else None
     return Estimate(examples=max_examples or examples, tokens=tokens_per_epoch, sweep_trials=trials,
-                    sweep_steps_per_trial=steps_per_epoch, train_steps=train_steps, tokens_per_step=row,
+                    sweep_steps_per_trial=steps_per_epoch, train_steps=train_steps,
                     row_tokens=row, steps_per_epoch=steps_per_epoch, epochs=round(train_steps / steps_per_epoch, 1),
                     score_every=score_every, minutes=minutes, max_examples=max_examples,
                     min_budget_minutes=float(min_budget), gpu_cost_usd=cost)
