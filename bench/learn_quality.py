@@ -38,20 +38,16 @@ def free_port() -> int:
 
 def ask_endpoint(home: Path, prompts: list[dict]) -> list[str]:
     """Serve the production version on loopback and ask each prompt through the openai client."""
-    import httpx
     from openai import OpenAI
+
+    from tools.serve.server import wait_until_healthy
 
     port = free_port()
     env = {**os.environ, "INGRAIN_HOME": str(home)}
     server = subprocess.Popen([*INGRAIN, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        for _ in range(240):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+        wait_until_healthy(f"http://127.0.0.1:{port}", timeout_s=120, process=server)
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="local")
         model = client.models.list().data[0].id
         return [client.chat.completions.create(model=model, messages=ex["messages"][:-1], max_tokens=160,

@@ -82,19 +82,14 @@ def start_server(backend: str, port: int, home: Path) -> tuple[subprocess.Popen,
     process = subprocess.Popen([str(ingrain), "serve", "--port", str(port), "--backend", backend,
                                 "--log-content", "none", "--queue-size", "64"],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    import httpx
+    from tools.errors import ToolError
+    from tools.serve.server import wait_until_healthy
 
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"ingrain serve --backend {backend} exited: {process.stderr.read()[-2000:]}")
-        try:
-            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
-            return process, health
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    process.kill()
-    raise SystemExit(f"ingrain serve --backend {backend} did not start within 300 s")
+    try:
+        return process, wait_until_healthy(f"http://127.0.0.1:{port}", timeout_s=300, process=process)
+    except ToolError as exc:
+        process.kill()
+        raise SystemExit(f"ingrain serve --backend {backend}: {exc}") from None
 
 
 def endpoint(backend: str, port: int, home: Path, messages: list[dict], repeats: int) -> dict:

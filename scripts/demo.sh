@@ -31,17 +31,13 @@ say "serving the production version on http://127.0.0.1:$PORT for one question"
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 "$VENV/bin/python" - "$PORT" <<'PY'
-import sys, time
-import httpx
+import sys
 from openai import OpenAI
 
+from tools.serve.server import wait_until_healthy
+
 port = sys.argv[1]
-for _ in range(120):
-    try:
-        if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-            break
-    except httpx.HTTPError:
-        time.sleep(0.5)
+wait_until_healthy(f"http://127.0.0.1:{port}", timeout_s=120)
 client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="local")
 model = client.models.list().data[0].id
 question = "Write the entry on The pass statement."

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from memory import keys
 from memory.store import Store
@@ -81,3 +81,23 @@ def running_server(config: ServeConfig, workspace: Workspace | None = None,
     finally:
         server.should_exit = True
         thread.join(90)
+
+
+def wait_until_healthy(base_url: str, *, timeout_s: float = 300.0, process: Any = None) -> dict[str, Any]:
+    """Poll `base_url`/healthz until the endpoint answers; its health document. For scripts that start
+    `ingrain serve` as a child: `process` (a Popen) that exits first is reported with its last stderr."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = process.stderr.read()[-2000:] if process.stderr else ""
+            raise ToolError(f"`ingrain serve` exited with code {process.returncode} before it was healthy. {tail}")
+        try:
+            response = httpx.get(f"{base_url.rstrip('/')}/healthz", timeout=2)
+            if response.status_code == 200:
+                return response.json()
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise ToolError(f"{base_url} did not answer /healthz within {timeout_s:.0f} s; see the server's log.")
