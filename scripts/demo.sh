@@ -23,6 +23,10 @@ if [ "$code" -ne 0 ]; then
   exit "$code"
 fi
 say "report: $("$INGRAIN" report "$RUN")"
+VERDICT=$("$INGRAIN" runs --json | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["runs"][0]["verdict"])')
+if [ "$VERDICT" != "pass" ]; then
+  say "the verdict did not pass, so nothing was deployed: the endpoint below serves the base model (see the report)"
+fi
 "$INGRAIN" models
 
 PORT="${INGRAIN_DEMO_PORT:-8765}"

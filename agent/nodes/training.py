@@ -100,7 +100,10 @@ def train(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     chosen = next(t for t in state.sweep["trials"] if t["name"] == state.choice)
     out = runtime.context.run_dir / "train"
     est = state.plan["estimate"]
-    config = _config(state, chosen["overrides"], est["train_steps"], every=est.get("score_every", 10))
+    # The deadline and the goal metric end training; max_steps only shapes the rate's decay, with headroom so a
+    # machine faster than planned does not stop early while the metric is still rising.
+    config = _config(state, chosen["overrides"], int(est["train_steps"] * 1.5) + est.get("score_every", 10),
+                     every=est.get("score_every", 10))
     # A killed run continues from the trainer's last checkpoint instead of starting over.
     resume = (out / trainer.CHECKPOINTS).exists()
     if resume:
