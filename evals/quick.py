@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.generate import LoadedModel, generate_replies, generate_token_ids, stop_token_ids
+from evals.regression import reference_nll
 from evals.style import style_profile
 from evals.verdict import PRIMARY_METRIC, holdout_scores
 from tools.models import is_adapter_dir
@@ -44,21 +45,40 @@ def objective_score(base_dir: Path, trained_dir: Path, examples: Sequence[dict[s
 
 
 def goal_scorer(examples: Sequence[dict[str, Any]], objective: str, train_targets: Sequence[str],
-                *, max_new_tokens: int | None = None) -> Callable[[Any, Any], float]:
-    """A (model, tokenizer) → metric function for the model being trained, generating in memory, greedy."""
-    prompts = [ex["messages"][:-1] for ex in examples]
-    budget = {"tokens": max_new_tokens}
+                *, max_new_tokens: int | None = None, nll_allowance: float | None = None
+                ) -> Callable[[Any, Any], tuple[float, dict[str, Any]]]:
+    """A (model, tokenizer) → (score, details) function for the model being trained, generating in memory.
 
-    def score(model: Any, tokenizer: Any) -> float:
+    With `nll_allowance`, a LoRA model's reference NLL on the regression suite is measured too (the base's
+    once, with the adapter switched off) and every nat per token of rise beyond the allowance is taken off
+    the score: the best checkpoint is then the one that learned the goal without forgetting what the
+    verdict's regression check will ask of it.
+    """
+    prompts = [ex["messages"][:-1] for ex in examples]
+    budget: dict[str, Any] = {"tokens": max_new_tokens, "base_nll": None}
+
+    def drift(model: Any, loaded: LoadedModel) -> dict[str, Any]:
+        if nll_allowance is None or not hasattr(model, "disable_adapter"):
+            return {}
+        if budget["base_nll"] is None:
+            with model.disable_adapter():
+                budget["base_nll"] = reference_nll(loaded)
+        rise = reference_nll(loaded) - budget["base_nll"]
+        return {"base_nll": round(budget["base_nll"], 4), "nll_rise": round(rise, 3),
+                "penalty": round(max(0.0, rise - nll_allowance), 3)}
+
+    def score(model: Any, tokenizer: Any) -> tuple[float, dict[str, Any]]:
         if budget["tokens"] is None:  # the tokenizer arrives with the first call
             budget["tokens"] = reply_budget(tokenizer, [ex["messages"][-1]["content"] for ex in examples])
         side = tokenizer.padding_side
         try:
             loaded = LoadedModel(model, tokenizer, "in-training", "in-training", stop_token_ids(tokenizer))
             ids = generate_token_ids(loaded, prompts, max_new_tokens=budget["tokens"], batch_size=len(prompts))
+            details = drift(model, loaded)
         finally:
             tokenizer.padding_side = side  # the training collator pads on its own side
         outputs = [tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
-        return mean_objective(examples, outputs, objective, train_targets)
+        metric = mean_objective(examples, outputs, objective, train_targets)
+        return metric - details.get("penalty", 0.0), {"goal": round(metric, 4), **details}
 
     return score

@@ -133,11 +133,23 @@ def run_regression(model: Any, *, suite: list[SuiteItem] | None = None, max_new_
     loaded = load_for_eval(model)
     outputs = generate_replies(loaded, [item.messages for item in suite], max_new_tokens=max_new_tokens,
                                batch_size=batch_size, cache_dir=cache_dir)
+    losses = reference_losses(loaded, suite, batch_size=batch_size)
+    return score_outputs(suite, outputs, [loss.nll for loss in losses], [loss.tokens for loss in losses])
+
+
+def reference_losses(loaded: Any, suite: list[SuiteItem] | None = None, *, batch_size: int = 8) -> list[Any]:
+    """NLL of each suite item's reference answer under `loaded` (a LoadedModel)."""
+    suite = suite or load_suite()
     examples = [{"messages": [*item.messages, {"role": "assistant", "content": item.reference}]}
                 for item in suite]
     # Loss batches hold full-vocabulary logits, so they stay small whatever the generation batch.
-    losses = target_losses(loaded, examples, batch_size=min(batch_size, 8))
-    return score_outputs(suite, outputs, [loss.nll for loss in losses], [loss.tokens for loss in losses])
+    return target_losses(loaded, examples, batch_size=min(batch_size, 8))
+
+
+def reference_nll(loaded: Any, suite: list[SuiteItem] | None = None) -> float:
+    """Mean reference NLL per token over the suite: the number the verdict's forgetting check compares."""
+    losses = reference_losses(loaded, suite)
+    return sum(loss.nll for loss in losses) / max(sum(loss.tokens for loss in losses), 1)
 
 
 def score_outputs(suite: list[SuiteItem], outputs: list[str], nll_sums: list[float],

@@ -20,8 +20,9 @@ from transformers import TrainerCallback
 
 from memory.workspace import atomic_dir
 
-GoalScore = Callable[[Any, Any], float]
-"""(model, tokenizer) → the objective's metric on a validation sample, 0–1, higher is better."""
+GoalScore = Callable[[Any, Any], "float | tuple[float, dict[str, Any]]"]
+"""(model, tokenizer) → the objective's metric on a validation sample (higher is better), optionally with
+details to record beside it (e.g. how far the model drifted from its base)."""
 
 
 @dataclass
@@ -90,14 +91,17 @@ class GoalStopCallback(TrainerCallback):
         model.eval()
         try:
             with torch.no_grad():
-                value = float(self.stop.score(model, self.tokenizer))
+                scored = self.stop.score(model, self.tokenizer)
         finally:
             if was_training:
                 model.train()
+        value, details = (float(scored[0]), scored[1]) if isinstance(scored, tuple) else (float(scored), {})
         seconds = time.perf_counter() - started
         self.trace.score_seconds += seconds
-        self.trace.curve.append({"step": step, "metric": round(value, 4), "seconds": round(seconds, 1)})
-        print(f"step {step:05d} | goal metric {value:.3f} | scored in {seconds:.0f}s", file=sys.stderr, flush=True)
+        self.trace.curve.append({"step": step, "metric": round(value, 4), **details, "seconds": round(seconds, 1)})
+        extra = "".join(f" | {k} {v}" for k, v in details.items())
+        print(f"step {step:05d} | goal metric {value:.3f}{extra} | scored in {seconds:.0f}s", file=sys.stderr,
+              flush=True)
         if self.trace.best is None or value >= self.trace.best + self.stop.min_delta:
             self.trace.best, self.trace.best_step, self._since_best = value, step, 0
             self._save_best(model)
