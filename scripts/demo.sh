@@ -39,7 +39,7 @@ fi
 "$INGRAIN" models
 
 PORT="${INGRAIN_DEMO_PORT:-8765}"
-say "serving the production version on http://127.0.0.1:$PORT for one question"
+say "serving the production version on http://127.0.0.1:$PORT for three questions it never saw"
 "$INGRAIN" serve --host 127.0.0.1 --port "$PORT" > "$INGRAIN_HOME/demo-serve.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
