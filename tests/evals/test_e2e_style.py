@@ -18,26 +18,33 @@ def chat(topic: str) -> dict:
                                                           "Cheers, Ingrain"}]}
 
 
-@pytest.mark.real_model
-def test_tuned_smollm2_is_clearly_more_in_style_than_base_in_the_report(smollm2_dir: Path, tmp_path: Path) -> None:
-    from evals.report import write_report
+def train_and_judge(base: Path, tmp_path: Path, train_rows: list[dict], val_rows: list[dict], holdout: list[dict],
+                    *, max_steps: int, lr: float, max_length: int, max_new_tokens: int) -> dict:
+    """A short LoRA on `train_rows` (fixed steps, no goal steering), then the verdict on `holdout`, as a dict."""
     from evals.verdict import Criteria, run_evaluation
     from tools.train.config import TrainConfig
     from tools.train.trainer import train
 
-    rows = [chat(t) for t in TOPICS]
-    train_rows, val_rows, holdout = rows[:14], rows[14:16], rows[16:]
     data = tmp_path / "data"
     data.mkdir()
-    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train_rows * 2))
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train_rows))
     (data / "val.jsonl").write_text("".join(json.dumps(r) + "\n" for r in val_rows))
-    config = TrainConfig(max_steps=16, batch_size=1, grad_accum=1, max_length=128, lr=2e-3, eval_steps=8,
-                         save_steps=8, early_stopping_patience=0, warmup_ratio=0.0, dropout=0.0)
-    result = train(config, smollm2_dir, data / "train.jsonl", data / "val.jsonl", tmp_path / "out", progress=False)
-
+    config = TrainConfig(max_steps=max_steps, batch_size=1, grad_accum=1, max_length=max_length, lr=lr,
+                         eval_steps=max_steps, save_steps=max_steps, early_stopping_patience=0, warmup_ratio=0.0,
+                         dropout=0.0)
+    result = train(config, base, data / "train.jsonl", data / "val.jsonl", tmp_path / "out", progress=False)
     targets = [r["messages"][-1]["content"] for r in train_rows]
-    evaluation = run_evaluation(smollm2_dir, result.weights_path, holdout, targets, "style",
-                                Criteria(regression=False, max_new_tokens=40, bootstrap=200)).to_dict()
+    return run_evaluation(base, result.weights_path, holdout, targets, "style",
+                          Criteria(regression=False, max_new_tokens=max_new_tokens, bootstrap=200)).to_dict()
+
+
+@pytest.mark.real_model
+def test_tuned_smollm2_is_clearly_more_in_style_than_base_in_the_report(smollm2_dir: Path, tmp_path: Path) -> None:
+    from evals.report import write_report
+
+    rows = [chat(t) for t in TOPICS]
+    evaluation = train_and_judge(smollm2_dir, tmp_path, rows[:14] * 2, rows[14:16], rows[16:], max_steps=16, lr=2e-3,
+                                 max_length=128, max_new_tokens=40)
     base, tuned = evaluation["style"]["base"]["overall"], evaluation["style"]["tuned"]["overall"]
     assert evaluation["primary_metric"] == "style_conformance"
     assert tuned >= base + 0.3, evaluation["style"]
@@ -56,22 +63,10 @@ def test_smollm2_held_to_five_steps_fails_the_verdict_on_a_required_check(smollm
     """The rigid three-line task with training cut to 5 steps at the field's default rate: the sign-off line
     is in every target, the tuned model does not write it, and that alone names the failure."""
     from evals.learn_tasks import rigid_format_examples
-    from evals.verdict import Criteria, run_evaluation
-    from tools.train.config import TrainConfig
-    from tools.train.trainer import train
 
     rows = rigid_format_examples(92, seed=0)
-    train_rows, val_rows, holdout = rows[:72], rows[72:80], rows[80:]
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train_rows))
-    (data / "val.jsonl").write_text("".join(json.dumps(r) + "\n" for r in val_rows))
-    config = TrainConfig(max_steps=5, batch_size=1, grad_accum=1, max_length=512, lr=2e-4, eval_steps=5,
-                         save_steps=5, early_stopping_patience=0, warmup_ratio=0.0, dropout=0.0)
-    result = train(config, smollm2_dir, data / "train.jsonl", data / "val.jsonl", tmp_path / "out", progress=False)
-    targets = [r["messages"][-1]["content"] for r in train_rows]
-    evaluation = run_evaluation(smollm2_dir, result.weights_path, holdout, targets, "style",
-                                Criteria(regression=False, max_new_tokens=60, bootstrap=200)).to_dict()
+    evaluation = train_and_judge(smollm2_dir, tmp_path, rows[:72], rows[72:80], rows[80:], max_steps=5, lr=2e-4,
+                                 max_length=512, max_new_tokens=60)
     assert not evaluation["passed"]
     assert "closing" in evaluation["style"]["required"]["failed"], evaluation["style"]["required"]
     assert any(r.startswith("Required check failed") and "Checked by the ingrain help desk" in r
