@@ -107,4 +107,46 @@ MIGRATIONS: list[str] = [
         revoked REAL
     );
     """,
+    # 4: the self-improvement loop: where a request was answered, mined patterns, the proxy's route table,
+    #    and nightly runs (a nightly is a row in `runs` with kind 'nightly'; its pattern runs name it as parent).
+    """
+    ALTER TABLE usage ADD COLUMN source TEXT NOT NULL DEFAULT 'local';  -- local|upstream|shadow
+    ALTER TABLE usage ADD COLUMN partial INTEGER NOT NULL DEFAULT 0;     -- 1: the client left mid-stream
+    ALTER TABLE usage ADD COLUMN route TEXT;                             -- pattern id that routed it locally
+    ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'run';         -- run|nightly
+    ALTER TABLE runs ADD COLUMN parent_id INTEGER;                        -- the nightly that started it
+    CREATE TABLE patterns (
+        id TEXT PRIMARY KEY,     -- kind + stable key, e.g. system:3fa2c1d09b1e
+        kind TEXT NOT NULL,      -- system_prompt|cluster|negative_feedback|upstream|drift
+        key TEXT NOT NULL,       -- what identifies it from one mining to the next (hash, cluster signature)
+        label TEXT,              -- a name people can read: top terms, the prompt's first words
+        state TEXT NOT NULL DEFAULT 'new',  -- new|handled|ignored
+        count INTEGER NOT NULL,
+        handled_count INTEGER,   -- its count when it was handled (new again once it grows past that)
+        first_seen REAL,
+        last_seen REAL,
+        score REAL,
+        threshold REAL,
+        goal TEXT,               -- the goal it would produce, in plain words
+        spec TEXT,               -- JSON: TaskSpec and what the data builder needs (system hash, request ids)
+        examples TEXT,           -- JSON: a few request ids
+        data TEXT,               -- JSON: kind-specific details (members, corrections, shares per day)
+        run_id INTEGER,          -- the last run that acted on it
+        mined REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE INDEX patterns_state ON patterns(state, kind);
+    CREATE TABLE routes (
+        pattern_id TEXT PRIMARY KEY,
+        match TEXT NOT NULL,     -- JSON: how a request is matched, e.g. {"system_hash": "..."}
+        upstream_model TEXT,     -- the name clients send
+        local_model TEXT,        -- the version that answers when routed locally
+        state TEXT NOT NULL,     -- local|upstream
+        agreement REAL,          -- agreement with the upstream on the pattern's hold-out and shadow samples
+        samples INTEGER NOT NULL DEFAULT 0,
+        threshold REAL NOT NULL,
+        data TEXT,               -- JSON: recent shadow comparisons
+        updated REAL NOT NULL
+    );
+    """,
 ]

@@ -14,6 +14,7 @@ from memory.store import Store
 USAGE_COLUMNS = (
     "id", "ts", "model", "key_id", "status", "finish_reason", "stream", "system_prompt", "system_hash",
     "messages", "response", "prompt_tokens", "completion_tokens", "latency_s", "ttft_s", "params", "error",
+    "source", "partial", "route",
 )
 _USAGE_JSON = ("messages", "params")
 
@@ -27,6 +28,8 @@ def log_requests(store: Store, rows: Iterable[dict[str, Any]]) -> int:
             if clean[key] is not None and not isinstance(clean[key], str):
                 clean[key] = json.dumps(clean[key], ensure_ascii=False, default=str)
         clean["stream"] = int(bool(clean["stream"]))
+        clean["partial"] = int(bool(clean["partial"]))
+        clean["source"] = clean["source"] or "local"
         clean["ts"] = clean["ts"] or time.time()
         batch.append(clean)
     if batch:
