@@ -118,8 +118,9 @@ def train(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         config = TrainConfig.from_dict({**config.to_dict(), "lr": config.lr / 2})
     sample, targets = _goal_sample(state)
     # Keep clear of the verdict's forgetting limit: drift past most of it costs the checkpoint its score.
-    allowance = 0.8 * Criteria().nll_threshold
-    goal = GoalStop(score=goal_scorer(sample, state.spec["objective"], targets, nll_allowance=allowance),
+    limit = Criteria().nll_threshold
+    goal = GoalStop(score=goal_scorer(sample, state.spec["objective"], targets, nll_allowance=0.8 * limit,
+                                      nll_limit=limit),
                     every=est.get("score_every", 10), deadline=_train_deadline(state, runtime), best_dir=out / "best")
     trace.decision("train on the goal", f"score {state.spec['objective']} metric on {len(sample)} validation "
                    f"examples every {goal.every} steps, keep the best, stop when it is flat for {goal.patience} "

@@ -30,3 +30,7 @@ def test_goal_scorer_measures_drift_against_the_adapter_free_base_and_takes_it_o
     value, details = goal_scorer(examples, "style", targets, nll_allowance=-0.5)(model, tokenizer)
     assert details["penalty"] == pytest.approx(0.5, abs=1e-3)
     assert value == pytest.approx(details["goal"] - 0.5, abs=2e-3)
+    # Past the verdict's own limit a checkpoint would fail whatever its metric: a whole point more comes off.
+    value, details = goal_scorer(examples, "style", targets, nll_allowance=-0.5, nll_limit=-0.2)(model, tokenizer)
+    assert details["penalty"] == pytest.approx(1.5, abs=1e-3)
+    assert value == pytest.approx(details["goal"] - 1.5, abs=2e-3)
