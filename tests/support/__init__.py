@@ -1,0 +1,1 @@
+"""Real helpers that tests, benches and end-to-end checks share (no mocks: each one serves or computes)."""
