@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.prompt import Prompt
 from rich.table import Table
@@ -31,8 +32,15 @@ def runs_table(rows: list[dict[str, Any]]) -> Table:
     for r in rows:
         status = f"[{colors.get(r['status'], 'white')}]{r['status']}[/]"
         table.add_row(str(r["id"]), status, r["gate"] or "", r["policy"], r["model"] or "", r["verdict"] or "",
-                      _duration(r["wall_seconds"]), _when(r["created"]), r["goal"][:60])
+                      _duration(r["wall_seconds"]), _when(r["created"]), _goal_cell(r))
     return table
+
+
+def _goal_cell(row: dict[str, Any]) -> str:
+    goal = escape(row["goal"][:60])
+    if row.get("kind") == "nightly":
+        return f"[bold]nightly[/] {goal}"
+    return f"{goal} [dim](nightly {row['parent_id']})[/]" if row.get("parent_id") else goal
 
 
 def models_table(rows: list[dict[str, Any]]) -> Table:

@@ -49,8 +49,12 @@ class Outcome:
 
 
 def start(goal: str, *, data_paths: list[str] | None = None, base: str | None = None, policy: str | None = None,
-          budget_minutes: float | None = None, skip_invalid: bool = False, ask: Ask | None = None) -> Outcome:
-    """Create a run for `goal` and drive it until it finishes, fails or waits at a gate."""
+          budget_minutes: float | None = None, skip_invalid: bool = False, ask: Ask | None = None,
+          on_created: Callable[[int], None] | None = None) -> Outcome:
+    """Create a run for `goal` and drive it until it finishes, fails or waits at a gate.
+
+    `on_created` is called with the new run's id before the graph starts (the nightly records it, so a
+    nightly killed mid-run knows which run to resume)."""
     if not goal or not goal.strip():
         raise AgentError('The goal is empty. Say what the model should do, e.g. ingrain run "answer questions '
                          'about ./handbook"')
@@ -65,6 +69,8 @@ def start(goal: str, *, data_paths: list[str] | None = None, base: str | None = 
               "budget_minutes": budget_minutes, "skip_invalid": skip_invalid}
     with Store.open() as store:
         run_id = store.create_run(goal.strip(), policy, spec={"input": inputs})
+    if on_created is not None:
+        on_created(run_id)
     return _drive(run_id, inputs, ask)
 
 
@@ -92,6 +98,9 @@ def resume(run_id: int, *, ask: Ask | None = None) -> Outcome:
     """Continue a run that failed or whose process was killed, from its last checkpoint."""
     with Store.open() as store:
         run = store.run(run_id)
+    if run.get("kind") == "nightly":
+        raise AgentError(f"Run {run_id} is a nightly, not an agent run: `ingrain nightly` picks up what an "
+                         "interrupted nightly left unfinished.")
     if run["status"] == "paused":
         raise AgentError(f"Run {run_id} waits at the {run['gate']} gate: answer it with `ingrain approve {run_id}` "
                          f"or `ingrain reject {run_id} --reason TEXT`.")
@@ -152,6 +161,8 @@ def _drive(run_id: int, value: Any, ask: Ask | None) -> Outcome:
                                data={"message": str(exc), "traceback": traceback.format_exc()[-4000:]})
             store.release_run(run_id, "failed", error=str(exc), gate=None,
                               wall_seconds=run["wall_seconds"] + time.time() - started)
+            store.add_lesson("failure", f"run crashed in {_last_node(store, run_id)}: {type(exc).__name__}: "
+                             f"{str(exc)[:300]}", run_id=run_id, data={"error": type(exc).__name__})
             return Outcome(run_id, "failed", EXIT_FAILED,
                            f"{exc}\nRun {run_id} stopped; after fixing the cause, continue it with "
                            f"`ingrain resume {run_id}`.", error_trace=traceback.format_exc())
@@ -167,6 +178,11 @@ def _drive(run_id: int, value: Any, ask: Ask | None) -> Outcome:
         message = _finish_message(run_id, final)
         return Outcome(run_id, "finished", EXIT_OK, message, model=deployment.get("name"), verdict=verdict,
                        report=final.get("report_path"))
+
+
+def _last_node(store: Store, run_id: int) -> str:
+    starts = store.events(run_id, kinds=["node_start"])
+    return starts[-1]["name"] if starts else "parse_goal"
 
 
 def _pause_message(run_id: int, payload: dict[str, Any]) -> str:

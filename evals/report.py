@@ -270,3 +270,25 @@ def _deployment_section(deployment: dict[str, Any] | None) -> list[str]:
     return ["<h2>Deployment</h2>", f"<p>Version <strong>{name}</strong> {state}: {esc(deployment.get('reason'))}</p>",
             "<p>Serve it with <code>ingrain serve</code> (create a key with <code>ingrain keys create --name me"
             "</code>), then:</p>", f"<pre>{curl}</pre>", f"<pre>{esc(snippet)}</pre>"]
+
+
+def write_nightly_report(path: Path, nightly: dict[str, Any]) -> Path:
+    """A nightly's report: what mining found, which pattern runs started, their verdicts, what was promoted."""
+    mining = nightly.get("mining") or {}
+    rows = [{"pattern": p["pattern_id"], "goal": p["goal"], "action": p["action"], "run": p.get("run_id"),
+             "examples": (p.get("data") or {}).get("n_examples"), "verdict": p.get("verdict"),
+             "promoted": "yes" if p.get("promoted") else "no", "minutes": p.get("minutes"), "reason": p["reason"]}
+            for p in nightly.get("patterns", [])]
+    parts = [f"<h1>ingrain nightly {esc(nightly.get('nightly_id'))}</h1>",
+             f"<p>{esc(nightly.get('message'))}<br><strong>Production:</strong> "
+             f"{esc(nightly.get('production_before') or 'none')} → {esc(nightly.get('production_after') or 'none')}"
+             f" · <strong>Wall time:</strong> {esc(nightly.get('wall_seconds'))} s · "
+             f"<strong>Written:</strong> {time.strftime('%Y-%m-%d %H:%M')}</p>",
+             "<h2>Pattern runs</h2>", table(rows),
+             "<h2>Mining</h2>", f"<pre>{esc(json.dumps(mining, indent=2, default=str))}</pre>"]
+    if nightly.get("recovered"):
+        parts.append(f"<p>Interrupted nightlies found and closed: {esc(nightly['recovered'])}</p>")
+    document = (f"<!doctype html><html><head><meta charset='utf-8'><title>ingrain nightly "
+                f"{esc(nightly.get('nightly_id'))}</title><style>{CSS}</style></head><body>{''.join(parts)}"
+                "</body></html>")
+    return atomic_write_text(Path(path), document)

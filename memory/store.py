@@ -137,7 +137,7 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise StoreError(f"No run {run_id!r}; `ingrain runs` lists the runs there are.")
             owner, status = row
-            if status == "running" and owner and owner != pid and _alive(owner):
+            if status == "running" and owner and owner != pid and process_alive(owner):
                 conn.execute("ROLLBACK")
                 return False
             conn.execute("UPDATE runs SET owner_pid = ?, status = 'running', updated = ? WHERE id = ?",
@@ -262,7 +262,8 @@ class Store:
                                                                   limit=limit)]
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (on this machine)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -89,13 +89,14 @@ def resume(run_id: RunArg, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def runs(as_json: JsonOpt = False) -> None:
-    """Runs, newest first: status, gate, model, verdict, wall time."""
+    """Runs and nightlies, newest first: status, gate, model, verdict, wall time."""
     from agent.render import runs_table
     from memory import Store
 
     with Store.open() as store:
         rows = store.runs()
-    keep = ("id", "goal", "policy", "status", "gate", "model", "verdict", "error", "created", "wall_seconds")
+    keep = ("id", "kind", "parent_id", "goal", "policy", "status", "gate", "model", "verdict", "error", "created",
+            "wall_seconds")
     rows = [{k: r[k] for k in keep} for r in rows]
     if as_json:
         emit_json({"runs": rows})

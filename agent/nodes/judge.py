@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -36,12 +37,36 @@ def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     criteria = Criteria(margin=success.get("min_improvement") or Criteria.margin,
                         regression_threshold=success.get("max_regression") or Criteria.regression_threshold,
                         max_new_tokens=min(Criteria.max_new_tokens, max(32, int(longest * 1.6) + 8)))
-    result = trace.tool("run_evaluation", run_evaluation, base.path, state.training["weights_path"], holdout,
+    reference, against = _reference(base.path, runtime, trace)
+    result = trace.tool("run_evaluation", run_evaluation, reference, state.training["weights_path"], holdout,
                         train_targets, state.spec["objective"], criteria,
                         runtime.context.workspace.root / "eval-cache").to_dict()
     primary = result["metrics"][result["primary_metric"]]
-    verdict = {"status": "pass" if result["passed"] else "fail", "reasons": result["reasons"]}
+    verdict = {"status": "pass" if result["passed"] else "fail", "reasons": result["reasons"],
+               "against": against}
     summary = {"primary_metric": result["primary_metric"], "base_metric": primary["base"]["mean"],
-               "tuned_metric": primary["tuned"]["mean"], "n_holdout": result["n_holdout"]}
-    trace.decision(f"verdict {verdict['status']}", "; ".join(verdict["reasons"]))
+               "tuned_metric": primary["tuned"]["mean"], "n_holdout": result["n_holdout"], "against": against}
+    trace.decision(f"verdict {verdict['status']} against {against}", "; ".join(verdict["reasons"]))
     return {"evaluation": {**result, "verdict": verdict, "summary": summary}}
+
+
+def _reference(base_path: Path, runtime: Runtime[Context], trace: Tracer) -> tuple[Path, str]:
+    """What the tuned model must beat: the base, or under the nightly policy the production version.
+
+    A nightly candidate replaces production, so it is judged against production on the same hold-out and
+    the same regression suite; a pass then means "better than what is served", never a regression.
+    """
+    if runtime.context.policy != "nightly":
+        return base_path, "base"
+    with runtime.context.store() as store:
+        production = store.production_model()
+    if production is None:
+        trace.decision("judge against the base", "nothing is in production yet")
+        return base_path, "base"
+    if production["kind"] not in ("merged", "full") or not Path(production["path"]).is_dir():
+        trace.decision("judge against the base", f"production {production['name']} is a {production['kind']} "
+                       "version that cannot be loaded on its own")
+        return base_path, "base"
+    trace.decision(f"judge against production {production['name']}", "a nightly candidate must beat what is "
+                   "served, on the same hold-out and regression suite, to be promoted")
+    return Path(production["path"]), f"production {production['name']}"

@@ -18,14 +18,17 @@ from tools.train.estimate import Hardware
 
 
 def _promotion(state: State, runtime: Runtime[Context], production: dict[str, Any] | None) -> tuple[bool, str]:
-    """Nightly promotes only a version that beats production on the objective's metric."""
+    """Nightly promotes only a version whose verdict was taken against production (evaluate did that)."""
     if runtime.context.policy != "nightly" or production is None:
         return True, "approved at the deploy gate" if runtime.context.policy == "interactive" else "verdict passed"
-    ours = state.evaluation["summary"]["tuned_metric"]
-    theirs = (production.get("metrics") or {}).get("tuned_metric")
-    if theirs is None or ours > theirs:
-        return True, f"better than production {production['name']} ({ours} > {theirs})"
-    return False, f"not better than production {production['name']} ({ours} <= {theirs}); kept as a candidate"
+    summary = state.evaluation["summary"]
+    against = summary.get("against", "base")
+    if against != f"production {production['name']}":
+        return False, (f"judged against {against}, not against production {production['name']} (it changed "
+                       "during the run); kept as a candidate")
+    return True, (f"better than production {production['name']} on the same hold-out "
+                  f"({summary['primary_metric']} {summary['tuned_metric']:.3f} vs {summary['base_metric']:.3f}) "
+                  "with no regression")
 
 
 @traced
