@@ -33,17 +33,29 @@ def serve(
                                          "and the model has a GGUF copy) | llamacpp | torch.")] = "auto",
     max_batch: Annotated[int, typer.Option("--max-batch", help="Requests decoded together with llama.cpp.")]
     = 8,
+    upstream: Annotated[str | None, typer.Option("--upstream", help="Base URL of an OpenAI-compatible API "
+                                                 "(e.g. https://api.openai.com/v1): requests for models not "
+                                                 "served here are relayed to it and logged.")] = None,
+    upstream_key_env: Annotated[str | None, typer.Option("--upstream-key-env", help="Environment variable "
+                                                         "holding the upstream's API key (the client's key "
+                                                         "is never forwarded).")] = None,
+    route: Annotated[str, typer.Option("--route", help="auto: answer requests whose system prompt has a local "
+                                       "route (set by the nightly) with the local model, checking a shadow "
+                                       "sample upstream | off: relay every non-local model.")] = "off",
 ) -> None:
-    """Serve the model on an OpenAI-compatible endpoint (POST /v1/chat/completions, GET /v1/models)."""
+    """Serve the model on an OpenAI-compatible endpoint (POST /v1/chat/completions, GET /v1/models),
+    optionally as a logging proxy in front of an upstream API."""
     from tools.serve.config import ServeConfig
     from tools.serve.server import build_server
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     config = ServeConfig(model=model, host=host, port=port, log_content=log_content, queue_size=queue_size,
-                         backend=backend, max_batch=max_batch)
+                         backend=backend, max_batch=max_batch, upstream=upstream,
+                         upstream_key_env=upstream_key_env, route=route)
     server = build_server(config)
-    Console(stderr=True).print(f"OpenAI-compatible endpoint on http://{host}:{port}/v1; Ctrl-C or SIGTERM "
-                               "stops it after open requests finish.", highlight=False)
+    proxy = f", other models relayed to {upstream} (route {route})" if upstream else ""
+    Console(stderr=True).print(f"OpenAI-compatible endpoint on http://{host}:{port}/v1{proxy}; Ctrl-C or "
+                               "SIGTERM stops it after open requests finish.", highlight=False)
     server.run()
 
 

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from memory import keys, usage
 from tools.serve.config import ServeConfig
 from tools.serve.engine import Engine, GenerationJob, GenerationResult, QueueFull, SamplingParams
+from tools.serve.routing import RouteTable, answers_agree, split_chat
 from tools.serve.schemas import (
     DONE_EVENT,
     MODEL_ALIAS,
@@ -34,6 +35,7 @@ from tools.serve.schemas import (
     usage_block,
 )
 from tools.serve.slot import LoadedModel, ModelSlot
+from tools.serve.upstream import Upstream, lenient_chat
 from tools.serve.usage import UsageWriter
 
 log = logging.getLogger("ingrain.serve")
@@ -44,13 +46,17 @@ STATUS_BY_HTTP = {400: "invalid_request", 401: "unauthorized", 404: "not_found",
 
 @dataclass
 class ServeState:
-    """What the routes share: the model slot, the generation worker, the usage writer, the key cache."""
+    """What the routes share: the model slot, the generation worker, the usage writer, the key cache, and
+    with --upstream the proxy and (with --route auto) the route table."""
 
     config: ServeConfig
     slot: ModelSlot
     engine: Engine
     writer: UsageWriter
     recent_ids: deque[str] = field(default_factory=lambda: deque(maxlen=10_000))
+    upstream: Upstream | None = None
+    router: RouteTable | None = None
+    background: set[asyncio.Task] = field(default_factory=set)
     _keys: dict[str, int] = field(default_factory=dict)
     _keys_read: float = -1e9
 
@@ -85,17 +91,27 @@ class ServeState:
     def retry_after(self) -> int:
         return max(1, math.ceil(self.engine.avg_job_seconds * (self.engine.waiting + 1)))
 
+    def log_row(self, row: dict[str, Any]) -> None:
+        """Hand a usage row to the writer; its id is known to /v1/feedback at once, before it is written."""
+        self.recent_ids.append(row["id"])
+        self.writer.log_request(row)
+
+    def spawn(self, coroutine: Any) -> None:
+        """Run a background coroutine (a shadow check), keeping a reference until it ends."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
 
 def _row(response_id: str, *, started: float, key_id: int | None, status: str, stream: bool = False,
          model: str | None = None, chat: list[dict[str, str]] | None = None, params: dict | None = None,
          result: GenerationResult | None = None, error: str | None = None,
-         prompt_tokens: int | None = None) -> dict[str, Any]:
-    chat = chat or []
-    system = "\n\n".join(m["content"] for m in chat if m["role"] == "system") or None
+         prompt_tokens: int | None = None, route: str | None = None) -> dict[str, Any]:
+    system, messages = split_chat(chat or [])
     return {
         "id": response_id, "ts": started, "model": model, "key_id": key_id, "status": status,
-        "stream": stream, "system_prompt": system,
-        "messages": [m for m in chat if m["role"] != "system"] or None,
+        "stream": stream, "system_prompt": system, "messages": messages,
+        "source": "local", "route": route, "partial": status == "client_disconnected",
         "response": result.text if result else None,
         "finish_reason": result.finish_reason if result else None,
         "prompt_tokens": result.prompt_tokens if result else prompt_tokens,
@@ -140,8 +156,8 @@ def _params(req: ChatRequest, loaded: LoadedModel, prompt_len: int, config: Serv
                           top_p=1.0 if req.top_p is None else req.top_p, stop=req.stops(), seed=req.seed)
 
 
-async def _sse(state: ServeState, job: GenerationJob, include_usage: bool) -> AsyncIterator[str]:
-    created, name = int(job.queued), job.loaded.name
+async def _sse(job: GenerationJob, include_usage: bool, name: str) -> AsyncIterator[str]:
+    created = int(job.queued)
     done = False
     try:
         yield chunk_event(job.id, created, name, {"role": "assistant", "content": ""})
@@ -168,18 +184,68 @@ async def _sse(state: ServeState, job: GenerationJob, include_usage: bool) -> As
             job.cancel()  # the client went away: free the model for the next request
 
 
+@dataclass
+class LocalAnswer:
+    """A request the local model will answer: what to generate from, and how to name and log it."""
+
+    req: ChatRequest
+    loaded: LoadedModel
+    prompt_ids: list[int]
+    params: SamplingParams
+    reply_model: str
+    """The `model` the response carries: the version, or for a routed request the name the client asked for."""
+    route: str | None = None
+    after: Any = None
+    """Called with the result (from the worker thread) once the job ends; a routed request's shadow check."""
+
+
+def _prepare_local(req: ChatRequest, loaded: LoadedModel, config: ServeConfig, *, route: str | None = None,
+                   strip_system: bool = False) -> LocalAnswer:
+    chat = req.chat()
+    prompt_ids = _tokenize(loaded, [m for m in chat if m["role"] != "system"] if strip_system else chat)
+    params = _params(req, loaded, len(prompt_ids), config)
+    return LocalAnswer(req, loaded, prompt_ids, params, req.model if route else loaded.name, route=route)
+
+
+def _upstream_body(state: ServeState, raw: bytes, loaded: LoadedModel) -> dict[str, Any] | None:
+    """The parsed body when this request is for a model not served here and an upstream is set."""
+    if state.upstream is None:
+        return None
+    try:
+        body = json.loads(raw or b"")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None  # the local path answers 400 with the reason
+    model = body.get("model") if isinstance(body, dict) else None
+    if not isinstance(model, str) or model in (loaded.name, MODEL_ALIAS):
+        return None
+    return body
+
+
 def create_app(config: ServeConfig, db_path: Path, slot: ModelSlot) -> FastAPI:
     """The ASGI app around an already loaded model slot; the lifespan starts and drains the workers."""
     state = ServeState(config=config, slot=slot, engine=Engine(config.queue_size, config.torch_threads),
                        writer=UsageWriter(db_path, log_content=config.log_content, buffer=config.usage_buffer))
+    if config.upstream:
+        state.upstream = Upstream(config.upstream, config.upstream_key(), config.upstream_timeout_s,
+                                  state.log_row)
+        if config.route == "auto":
+            state.router = RouteTable(slot.store, config.shadow_rate)
+            state.router.refresh()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.writer.start()
         state.engine.start()
+        if state.upstream:
+            await state.upstream.start()
         yield
-        # uvicorn has already waited for open requests; finish the queue, then flush the log.
+        # uvicorn has already waited for open requests; finish the queue and the shadow checks, then flush.
         await asyncio.to_thread(state.engine.stop)
+        await asyncio.sleep(0)  # let shadow checks scheduled by the last jobs start
+        if state.background:
+            await asyncio.wait(list(state.background), timeout=config.upstream_timeout_s)
+        if state.upstream:
+            await state.upstream.close()
         await asyncio.to_thread(state.writer.close)
         log.info("usage log flushed: %d rows written, %d dropped", state.writer.written, state.writer.dropped)
 
@@ -201,30 +267,75 @@ def create_app(config: ServeConfig, db_path: Path, slot: ModelSlot) -> FastAPI:
         current = slot.current
         return {"status": "ok", "model": current.name if current else None,
                 "backend": current.backend if current else None, "waiting": state.engine.waiting,
-                "swaps": slot.swaps, "usage_rows_dropped": state.writer.dropped}
+                "swaps": slot.swaps, "usage_rows_dropped": state.writer.dropped,
+                "upstream": config.upstream, "route": config.route}
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
         state.authenticate(request)
         current = await slot.refresh()
-        return {"object": "list", "data": [{"id": current.name, "object": "model", "created": current.created,
-                                            "owned_by": "ingrain"}]}
+        data = [{"id": current.name, "object": "model", "created": current.created, "owned_by": "ingrain"}]
+        if state.upstream:
+            data += [{"id": name, "object": "model", "created": 0, "owned_by": "upstream"}
+                     for name in await state.upstream.model_names() if name not in (current.name, MODEL_ALIAS)]
+        return {"object": "list", "data": data}
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         started = time.time()
-        key_id, req, loaded, prompt_ids = None, None, None, None
+        key_id, req, loaded, prompt_ids, body = None, None, None, None, None
         try:
             key_id = state.authenticate(request)
-            req = parse_body(await request.body(), ChatRequest)
+            raw = await request.body()
             loaded = await slot.refresh()
+            body = _upstream_body(state, raw, loaded)
+            if body is not None:
+                return await upstream_bound(raw, body, started, key_id, loaded)
+            req = parse_body(raw, ChatRequest)
             _check_model(req, loaded)
-            prompt_ids = _tokenize(loaded, req.chat())
-            params = _params(req, loaded, len(prompt_ids), config)
-            job = GenerationJob(loaded, prompt_ids, params, asyncio.get_running_loop())
+            local = _prepare_local(req, loaded, config)
+            prompt_ids = local.prompt_ids
         except ApiError as exc:
-            _log_refusal(state, exc, started, key_id, req, loaded, prompt_ids)
+            if body is None:
+                _log_refusal(state, exc, started, key_id, req, loaded, prompt_ids)
             raise
+        return await answer_locally(local, started, key_id)
+
+    async def upstream_bound(raw: bytes, body: dict[str, Any], started: float, key_id: int | None,
+                             loaded: LoadedModel) -> Response:
+        assert state.upstream is not None
+        found = state.router.match(lenient_chat(body), body["model"]) if state.router else None
+        if found is not None:
+            try:
+                local = _prepare_local(parse_body(raw, ChatRequest), loaded, config, route=found["pattern_id"],
+                                       strip_system=bool(found["match"].get("strip_system")))
+            except ApiError as exc:
+                # Anything the local model cannot take (n > 1, too long, unknown fields) stays upstream.
+                log.info("route %s: sending a request upstream instead (%s)", found["pattern_id"], exc.message)
+            else:
+                if state.router.shadow_due(found["pattern_id"]):
+                    local.after = shadow_check(body, found["pattern_id"], key_id)
+                return await answer_locally(local, started, key_id)
+        return await state.upstream.relay(raw, body, key_id=key_id, started=started)
+
+    def shadow_check(body: dict[str, Any], pattern_id: str, key_id: int | None) -> Any:
+        loop = asyncio.get_running_loop()
+
+        async def compare(local_text: str) -> None:
+            assert state.upstream is not None and state.router is not None
+            upstream_text = await state.upstream.complete(body, key_id=key_id, route=pattern_id)
+            if upstream_text is not None:
+                state.router.record(pattern_id, answers_agree(local_text, upstream_text))
+
+        def after(result: GenerationResult) -> None:  # on the generation worker's thread
+            if result.status == "ok":
+                loop.call_soon_threadsafe(state.spawn, compare(result.text))
+
+        return after
+
+    async def answer_locally(local: LocalAnswer, started: float, key_id: int | None) -> Response:
+        req, loaded, params = local.req, local.loaded, local.params
+        job = GenerationJob(loaded, local.prompt_ids, params, asyncio.get_running_loop())
         chat, stream = req.chat(), req.stream
         logged = {"max_tokens": params.max_tokens, "temperature": params.temperature, "top_p": params.top_p,
                   "stop": list(params.stop) or None}
@@ -232,7 +343,9 @@ def create_app(config: ServeConfig, db_path: Path, slot: ModelSlot) -> FastAPI:
         def on_done(job: GenerationJob, result: GenerationResult) -> None:
             state.writer.log_request(_row(job.id, started=started, key_id=key_id, status=result.status,
                                           stream=stream, model=job.loaded.name, chat=chat, params=logged,
-                                          result=result))
+                                          result=result, route=local.route))
+            if local.after is not None:
+                local.after(result)
 
         job.on_done = on_done
         try:
@@ -242,12 +355,12 @@ def create_app(config: ServeConfig, db_path: Path, slot: ModelSlot) -> FastAPI:
                                 "Retry after the number of seconds in Retry-After.",
                            type="rate_limit_error", code="queue_full",
                            headers={"Retry-After": str(state.retry_after())})
-            _log_refusal(state, exc, started, key_id, req, loaded, prompt_ids, response_id=job.id)
+            _log_refusal(state, exc, started, key_id, req, loaded, local.prompt_ids, response_id=job.id)
             raise exc from None
         state.recent_ids.append(job.id)
         if stream:
             include_usage = bool((req.stream_options or {}).get("include_usage"))
-            return StreamingResponse(_sse(state, job, include_usage), media_type="text/event-stream",
+            return StreamingResponse(_sse(job, include_usage, local.reply_model), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         result: GenerationResult | None = None
         try:
@@ -260,7 +373,7 @@ def create_app(config: ServeConfig, db_path: Path, slot: ModelSlot) -> FastAPI:
         if result.status == "error":
             raise ApiError(500, f"Generation failed: {result.error}", type="server_error",
                            code="generation_failed")
-        return JSONResponse(completion_body(job.id, int(started), loaded.name, result.text,
+        return JSONResponse(completion_body(job.id, int(started), local.reply_model, result.text,
                                             result.finish_reason, result.prompt_tokens,
                                             result.completion_tokens))
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from tools.errors import ToolError
 from tools.serve.slot import RunnerOptions
 from tools.serve.usage import LOG_CONTENT_MODES
+
+ROUTE_MODES = ("off", "auto")
 
 
 def is_loopback(host: str) -> bool:
@@ -53,6 +57,22 @@ class ServeConfig:
     swap_check_seconds: float = field(default=0.0, metadata={
         "help": "Minimum seconds between production-version checks; 0 checks before every request "
                 "(one indexed SQLite read)."})
+    upstream: str | None = field(default=None, metadata={
+        "help": "Base URL of an OpenAI-compatible API (as an OpenAI client's base_url, e.g. "
+                "https://api.openai.com/v1). Requests for a model not served here are relayed to it and "
+                "logged like local ones. None: such requests get 404."})
+    upstream_key_env: str | None = field(default=None, metadata={
+        "help": "Name of the environment variable holding the upstream's API key (sent as a Bearer token; "
+                "the client's own key is never forwarded). None: no key is sent."})
+    route: str = field(default="off", metadata={
+        "help": "off = every non-local model goes upstream | auto = requests whose system prompt matches a "
+                "route in state local (set by the nightly after it promotes a distilled version) are "
+                "answered by the local model, with a shadow sample still checked against the upstream."})
+    shadow_rate: float = field(default=0.1, metadata={
+        "help": "Share of routed requests also sent upstream to check agreement (every round(1/rate)-th); "
+                "higher = faster fallback when the local model drifts, more upstream spend. 0 = never."})
+    upstream_timeout_s: float = field(default=60.0, metadata={
+        "help": "Seconds to wait for the upstream to connect or send the next bytes; then 502."})
 
     def __post_init__(self) -> None:
         if self.log_content not in LOG_CONTENT_MODES:
@@ -70,6 +90,35 @@ class ServeConfig:
         RunnerOptions(self.backend, self.max_batch)  # validates both
         if self.usage_buffer < 1 or self.swap_check_seconds < 0:
             raise ToolError("usage_buffer must be >= 1 and swap_check_seconds >= 0.")
+        self._check_upstream()
+
+    def _check_upstream(self) -> None:
+        if self.upstream is not None:
+            parts = urlsplit(self.upstream)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ToolError(f"--upstream {self.upstream!r} is not an http(s) URL: give the API's base URL, "
+                                "e.g. https://api.openai.com/v1.")
+        if self.route not in ROUTE_MODES:
+            raise ToolError(f"--route {self.route!r} is not one of {', '.join(ROUTE_MODES)}.")
+        if self.route == "auto" and self.upstream is None:
+            raise ToolError("--route auto needs --upstream URL: routing chooses between the local model and "
+                            "an upstream, and sends it a shadow sample.")
+        if self.upstream_key_env is not None and self.upstream is None:
+            raise ToolError("--upstream-key-env only makes sense with --upstream URL.")
+        if not 0.0 <= self.shadow_rate <= 1.0:
+            raise ToolError(f"shadow_rate must be within 0-1, not {self.shadow_rate}.")
+        if self.upstream_timeout_s <= 0:
+            raise ToolError(f"upstream_timeout_s must be positive, not {self.upstream_timeout_s}.")
+
+    def upstream_key(self) -> str | None:
+        """The upstream's API key, read from the named environment variable at start."""
+        if self.upstream_key_env is None:
+            return None
+        key = os.environ.get(self.upstream_key_env, "").strip()
+        if not key:
+            raise ToolError(f"--upstream-key-env names ${self.upstream_key_env}, which is not set: export it "
+                            f"(export {self.upstream_key_env}=sk-...) or leave the option out to send no key.")
+        return key
 
     @property
     def runner_options(self) -> RunnerOptions:

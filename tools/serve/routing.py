@@ -1,0 +1,120 @@
+"""`--route auto`: which upstream-bound requests a local version answers, when to check it, and agreement.
+
+A request matches a route by the sha256 of its system prompt (the system messages joined as the usage log
+joins them). The route table lives in the store (memory.routes; the nightly sets routes after it promotes
+a distilled version) and is re-read at most once a second, so a new or flipped route takes effect quickly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections import Counter
+from typing import Any
+
+from memory import routes
+from memory.store import Store
+
+log = logging.getLogger("ingrain.serve")
+
+ROUTE_CACHE_SECONDS = 1.0
+AGREEMENT_F1 = 0.8
+"""Token F1 two answers need (besides the same first line) to count as agreeing."""
+
+
+def split_chat(chat: list[dict[str, str]]) -> tuple[str | None, list[dict[str, str]] | None]:
+    """The system prompt (system messages joined by a blank line) and the other messages, as logged."""
+    system = "\n\n".join(m["content"] for m in chat if m["role"] == "system") or None
+    return system, [m for m in chat if m["role"] != "system"] or None
+
+
+def system_hash(system: str | None) -> str | None:
+    """What a route's `match.system_hash` is compared with (the usage log's `system_hash` too)."""
+    return hashlib.sha256(system.encode("utf-8")).hexdigest() if system else None
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def token_f1(a: str, b: str) -> float:
+    """Word-overlap F1 of two texts (1.0 for two empty ones)."""
+    wa, wb = _words(a), _words(b)
+    if not wa or not wb:
+        return float(wa == wb)
+    common = sum((Counter(wa) & Counter(wb)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(wa), common / len(wb)
+    return 2 * precision * recall / (precision + recall)
+
+
+def answers_agree(local: str, upstream: str) -> bool:
+    """Whether a local answer stands in for the upstream's: the same first non-empty line (words only, case
+    ignored) and a token F1 of at least 0.8 over the whole answers.
+
+    The first line is where structured replies put their decision (a label, a category, a verdict), so one
+    changed word there is a disagreement even when the rest is identical; F1 alone would call it 0.96.
+    """
+    def first_line(text: str) -> list[str]:
+        return next((_words(line) for line in text.splitlines() if _words(line)), [])
+
+    return first_line(local) == first_line(upstream) and token_f1(local, upstream) >= AGREEMENT_F1
+
+
+class RouteTable:
+    """The store's routes keyed by system-prompt hash, re-read at most once a second; shadow counters."""
+
+    def __init__(self, store: Store, shadow_rate: float) -> None:
+        self.store = store
+        self.shadow_every = round(1 / shadow_rate) if shadow_rate > 0 else 0
+        self._by_hash: dict[str, dict[str, Any]] = {}
+        self._states: dict[str, str] = {}
+        self._read = -1e9
+        self._routed: Counter[str] = Counter()
+
+    def match(self, chat: list[dict[str, str]], model: str | None) -> dict[str, Any] | None:
+        """The local route this request falls under, or None to send it upstream."""
+        if time.monotonic() - self._read >= ROUTE_CACHE_SECONDS:
+            self.refresh()
+        digest = system_hash(split_chat(chat)[0])
+        found = self._by_hash.get(digest or "")
+        if found is None or found["state"] != "local":
+            return None
+        if found.get("upstream_model") not in (None, model):
+            return None
+        return found
+
+    def refresh(self) -> None:
+        by_hash = {}
+        for row in routes.routes(self.store):
+            digest = (row.get("match") or {}).get("system_hash")
+            if digest:
+                by_hash[digest] = row
+            self._note_state(row)
+        self._by_hash, self._read = by_hash, time.monotonic()
+
+    def shadow_due(self, pattern_id: str) -> bool:
+        """True for the 1st, (N+1)th, (2N+1)th ... request routed locally under this pattern."""
+        self._routed[pattern_id] += 1
+        return self.shadow_every > 0 and (self._routed[pattern_id] - 1) % self.shadow_every == 0
+
+    def record(self, pattern_id: str, agreed: bool) -> dict[str, Any]:
+        """Store one shadow comparison; a route that falls below its threshold goes upstream at once."""
+        row = routes.record_shadow(self.store, pattern_id, agreed)
+        for digest, cached in self._by_hash.items():
+            if cached["pattern_id"] == pattern_id:
+                self._by_hash[digest] = row
+        self._note_state(row)
+        return row
+
+    def _note_state(self, row: dict[str, Any]) -> None:
+        before = self._states.get(row["pattern_id"])
+        if before != row["state"]:
+            self._states[row["pattern_id"]] = row["state"]
+            if before is not None or row["state"] == "local":
+                log.info("route %s: %s -> %s (local model %s, agreement %s over %d samples, threshold %s)",
+                         row["pattern_id"], before or "new", row["state"], row.get("local_model"),
+                         row.get("agreement"), row.get("samples") or 0, row.get("threshold"))
