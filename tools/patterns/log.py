@@ -1,0 +1,111 @@
+"""The usage log as mining reads it: requests with content, the rows left out (counted), feedback per response."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from memory.feedback import feedback_rows
+from memory.store import Store
+from memory.usage import usage_rows
+
+
+@dataclass
+class LoggedRequest:
+    """One usable request of the log."""
+
+    id: str
+    ts: float
+    model: str | None
+    source: str
+    """local | upstream."""
+    system_prompt: str | None
+    system_hash: str | None
+    prefix: list[dict[str, Any]]
+    """The turns before the last user message (a few-shot block when it repeats)."""
+    last_user: str
+    """The request itself: the last user message."""
+
+
+@dataclass
+class Feedback:
+    """Every rating of the log folded per response: the latest counts, contradictions are counted."""
+
+    latest: dict[str, int]
+    """response id → its latest rating (-1, 0, 1)."""
+    corrections: dict[str, str]
+    """response id → its latest correction."""
+    contradictions: int
+    """Responses rated both +1 and -1."""
+
+
+def read_requests(store: Store, *, since: float | None, now: float | None,
+                  skipped: Counter[str]) -> tuple[list[LoggedRequest], int]:
+    """Usable requests oldest first, and the number of rows read; every row left out is counted in `skipped`."""
+    rows = usage_rows(store, limit=None, since=since)
+    kept = []
+    for row in reversed(rows):
+        why = _unusable(row, now)
+        if why:
+            skipped[why] += 1
+            continue
+        messages = [m for m in row["messages"] if m.get("role") != "system"]
+        last = max(i for i, m in enumerate(messages) if m.get("role") == "user")
+        kept.append(LoggedRequest(
+            id=row["id"], ts=float(row["ts"]), model=row.get("model"), source=row.get("source") or "local",
+            system_prompt=row.get("system_prompt") or None, system_hash=row.get("system_hash") or _hash(
+                row.get("system_prompt")),
+            prefix=messages[:last], last_user=str(messages[last].get("content") or "")))
+    return kept, len(rows)
+
+
+def _unusable(row: dict[str, Any], now: float | None) -> str | None:
+    """Why a row cannot be mined, or None."""
+    if now is not None and row["ts"] > now:
+        return "after_now"
+    if row.get("status") != "ok":
+        return "not_ok"
+    if row.get("source") == "shadow":
+        return "shadow"  # a second answer to a request already logged: counting it would count twice
+    messages = row.get("messages")
+    if messages is None:
+        return "no_content"
+    if isinstance(messages, str) or not isinstance(messages, list):
+        return "malformed"
+    if not all(isinstance(m, dict) and isinstance(m.get("content", ""), str) for m in messages):
+        return "malformed"
+    if not any(m.get("role") == "user" and (m.get("content") or "").strip() for m in messages):
+        return "no_content"
+    return None
+
+
+def read_feedback(store: Store) -> Feedback:
+    """Ratings and corrections per response; the latest (highest id, as from_log reads them) wins."""
+    latest: dict[str, int] = {}
+    seen: dict[str, set[int]] = {}
+    corrections: dict[str, str] = {}
+    for row in feedback_rows(store):
+        response = row["response_id"]
+        if row["rating"] is not None:
+            latest[response] = row["rating"]
+            seen.setdefault(response, set()).add(row["rating"])
+        if row["correction"]:
+            corrections[response] = row["correction"]
+    contradictions = sum(1 for ratings in seen.values() if {-1, 1} <= ratings)
+    return Feedback(latest, corrections, contradictions)
+
+
+def block_text(turns: list[dict[str, Any]]) -> str:
+    """A few-shot block as one text, for hashing and near-duplicate shingles."""
+    return "\n".join(f"{t.get('role')}: {t.get('content') or ''}" for t in turns)
+
+
+def block_hash(turns: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps(turns, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _hash(text: str | None) -> str | None:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest() if text else None
