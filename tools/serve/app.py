@@ -35,7 +35,7 @@ from tools.serve.schemas import (
     usage_block,
 )
 from tools.serve.slot import LoadedModel, ModelSlot
-from tools.serve.upstream import Upstream, lenient_chat
+from tools.serve.upstream import Upstream, lenient_chat, upstream_request
 from tools.serve.usage import UsageWriter
 
 log = logging.getLogger("ingrain.serve")
@@ -207,20 +207,6 @@ def _prepare_local(req: ChatRequest, loaded: LoadedModel, config: ServeConfig, *
     return LocalAnswer(req, loaded, prompt_ids, params, req.model if route else loaded.name, route=route)
 
 
-def _upstream_body(state: ServeState, raw: bytes, loaded: LoadedModel) -> dict[str, Any] | None:
-    """The parsed body when this request is for a model not served here and an upstream is set."""
-    if state.upstream is None:
-        return None
-    try:
-        body = json.loads(raw or b"")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None  # the local path answers 400 with the reason
-    model = body.get("model") if isinstance(body, dict) else None
-    if not isinstance(model, str) or model in (loaded.name, MODEL_ALIAS):
-        return None
-    return body
-
-
 def create_app(config: ServeConfig, db_path: Path, slot: ModelSlot) -> FastAPI:
     """The ASGI app around an already loaded model slot; the lifespan starts and drains the workers."""
     state = ServeState(config=config, slot=slot, engine=Engine(config.queue_size, config.torch_threads),
@@ -288,7 +274,7 @@ def create_app(config: ServeConfig, db_path: Path, slot: ModelSlot) -> FastAPI:
             key_id = state.authenticate(request)
             raw = await request.body()
             loaded = await slot.refresh()
-            body = _upstream_body(state, raw, loaded)
+            body = upstream_request(raw, (loaded.name, MODEL_ALIAS)) if state.upstream else None
             if body is not None:
                 return await upstream_bound(raw, body, started, key_id, loaded)
             req = parse_body(raw, ChatRequest)
