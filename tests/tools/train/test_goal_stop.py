@@ -35,6 +35,13 @@ def test_plateau_stops_training_and_the_best_scoring_weights_are_kept(tiny_model
     assert kept.keys() == best.keys() and all((kept[k] == best[k]).all() for k in kept)
 
 
+def test_a_metric_still_at_zero_is_not_a_plateau(tiny_model_dir, repetitive_data, tmp_path):
+    result = train(fast_config(max_steps=24), tiny_model_dir, *repetitive_data, tmp_path / "out", progress=False,
+                   goal=GoalStop(score=lambda m, t: 0.0, every=4, patience=2))
+    assert result.steps == 24 and result.stop_reason == "max_steps"
+    assert len(result.goal_curve) == 6
+
+
 def test_a_deadline_stops_training_at_the_next_step(tiny_model_dir, repetitive_data, tmp_path):
     result = train(fast_config(max_steps=200), tiny_model_dir, *repetitive_data, tmp_path / "out", progress=False,
                    goal=GoalStop(score=lambda m, t: 0.5, every=50, deadline=time.time() - 1))
