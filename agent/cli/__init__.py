@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from agent.cli import data, models, nightly, runs, serve  # noqa: F401  (each module adds its commands to `app`)
+from agent.cli import data, models, nightly, patterns, runs, serve  # noqa: F401  (each module adds its commands to `app`)
 from agent.cli.common import DEBUG, JSON_MODE, app, emit_error, err, reserve_stdout_for_json
 from agent.errors import AgentError
 from memory.errors import StoreError
