@@ -8,6 +8,7 @@ leaves this process: the upstream gets its own key.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -176,6 +177,9 @@ class Upstream:
             try:
                 response = await self._post(raw, record)
                 return self._answer(response, record)
+            except asyncio.CancelledError:
+                record.status, record.partial = "client_disconnected", True
+                raise
             finally:
                 self.log_row(record.row())
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -193,6 +197,9 @@ class Upstream:
             await response.aread()
             await response.aclose()
             return self._answer(response, record)
+        except asyncio.CancelledError:
+            record.status, record.partial = "client_disconnected", True
+            raise
         finally:
             if not streaming:
                 self.log_row(record.row())
