@@ -127,9 +127,11 @@ def _nightly(ws: Workspace, *, dry_run: bool, budget: float, since: float | None
         production = store.production_model()
         before = production["name"] if production else None
         mining = _mine(store, since=since, save=not dry_run)
-        todo = sorted((p for p in mining.pop("patterns") if actionable(p)), key=lambda p: -p["score"])
+        todo, covered = _deduplicate([p for p in mining.pop("patterns") if actionable(p)])
         resumable = _unfinished_runs(store, recovered)
     outcome = NightlyOutcome("finished", 0, "", mining=mining, production_before=before, recovered=recovered)
+    outcome.patterns = [PatternRun(p["id"], p["goal"], "covered", reason=f"its requests are {by}'s")
+                        for p, by in covered]
     if not todo:
         outcome.status, outcome.production_after = "nothing_to_do", before
         outcome.message = _nothing_message(mining)
@@ -145,7 +147,13 @@ def _nightly(ws: Workspace, *, dry_run: bool, budget: float, since: float | None
     outcome.nightly_id = nightly_id
     try:
         for index, pattern in enumerate(todo):
-            outcome.patterns.append(_act(ws, nightly_id, pattern, index, len(todo), deadline, resumable))
+            done = _act(ws, nightly_id, pattern, index, len(todo), deadline, resumable)
+            outcome.patterns.append(done)
+            if done.status == "finished":
+                with Store.open(ws) as store:
+                    for other, by in covered:
+                        if by == pattern["id"]:
+                            mark_pattern(store, other["id"], "handled", run_id=done.run_id)
     except BaseException as exc:
         with Store.open(ws) as store:
             store.record_event(nightly_id, "error", name=type(exc).__name__,
@@ -154,6 +162,34 @@ def _nightly(ws: Workspace, *, dry_run: bool, budget: float, since: float | None
                               wall_seconds=time.time() - started)
         raise
     return _finish(ws, outcome, started)
+
+
+KIND_ORDER = ("system_prompt", "negative_feedback", "cluster", "upstream", "drift")
+COVERED = 0.5
+"""A pattern whose requests are at least this share of an earlier pattern's is handled by that one's run."""
+
+
+def _deduplicate(found: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
+    """Patterns to run, best first, and those whose requests another one already trains on (with its id).
+
+    One request can belong to several kinds (a baked system prompt's traffic is also the upstream's); a
+    second run on the same requests would only spend the budget twice.
+    """
+    ordered = sorted(found, key=lambda p: (-p["score"], KIND_ORDER.index(p["kind"])
+                                           if p["kind"] in KIND_ORDER else len(KIND_ORDER)))
+    todo: list[dict[str, Any]] = []
+    covered: list[tuple[dict[str, Any], str]] = []
+    owner: dict[str, str] = {}
+    for pattern in ordered:
+        ids = set((pattern.get("spec") or {}).get("request_ids") or [])
+        owners = [owner[i] for i in ids if i in owner]
+        if ids and len(owners) >= COVERED * len(ids):
+            covered.append((pattern, max(set(owners), key=owners.count)))
+            continue
+        todo.append(pattern)
+        for request_id in ids:
+            owner.setdefault(request_id, pattern["id"])
+    return todo, covered
 
 
 def _mine(store: Store, *, since: float | None, save: bool) -> dict[str, Any]:

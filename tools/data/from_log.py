@@ -22,10 +22,10 @@ from memory.store import Store
 from tools.data.dedup import example_key
 from tools.data.split import write_jsonl
 
-MIN_EXAMPLES = 24
-"""Below this many usable examples a pattern is reported, not trained: the run's own split keeps a fifth
-(at least 12 at this size would be too many) as its sealed hold-out, and fewer than ~20 training examples
-do not teach a format reliably."""
+MIN_EXAMPLES = 50
+"""Below this many usable examples a pattern is reported, not trained: the run keeps a fifth as its sealed
+hold-out, and a verdict on fewer than 10 hold-out examples cannot claim significance, so nothing smaller
+could ever be promoted."""
 _BATCH = 500
 
 
