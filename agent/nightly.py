@@ -275,9 +275,10 @@ def _act(ws: Workspace, nightly_id: int, pattern: dict[str, Any], index: int, to
         item.reason = _reason(store, outcome.run_id)
         mark_pattern(store, pattern["id"], "handled", run_id=outcome.run_id)
         if item.promoted and version and spec.get("teacher") == "upstream" and spec.get("system_hash"):
-            agreement = float((version.get("metrics") or {}).get("tuned_metric") or 0.0)
-            item.route = set_route(store, pattern["id"], match={"system_hash": spec["system_hash"],
-                                                                "strip_system": bool(spec.get("strip_system"))},
+            agreement = float((version.get("metrics") or {}).get("agreement") or 0.0)
+            match = {"system_hash": spec["system_hash"], "system_hashes": spec.get("system_hashes") or [],
+                     "strip_system": bool(spec.get("strip_system"))}
+            item.route = set_route(store, pattern["id"], match=match,
                                    local_model=version["name"], agreement=agreement, threshold=ROUTE_AGREEMENT,
                                    upstream_model=spec.get("upstream_model"))
         gain = _gain(version)

@@ -92,6 +92,8 @@ class EvalResult:
     """Pairwise LLM-judge preferences when enabled (not part of the pass/fail decision)."""
     wall_seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    tuned_outputs: list[str] = field(default_factory=list)
+    """The tuned model's reply to each hold-out example, in hold-out order."""
 
     def to_dict(self) -> dict[str, Any]:
         return _json_safe(asdict(self))
@@ -268,5 +270,6 @@ def run_evaluation(
         result.judge = judge_pairwise(requests, base_out, tuned_out).to_dict()
         timings["judge_s"] = time.perf_counter() - clock
     result.timings = {k: round(v, 2) for k, v in timings.items()}
+    result.tuned_outputs = list(tuned_out)
     result.wall_seconds = round(time.perf_counter() - started, 2)
     return result

@@ -13,6 +13,7 @@ from agent.trace import Tracer, traced
 from evals.verdict import Criteria, run_evaluation
 from tools.data import read_jsonl
 from tools.models import resolve_base
+from tools.serve.routing import answers_agree
 
 # Two models x this many generations fit a few minutes on two CPU cores (see README, Evaluation speed).
 HOLDOUT_LIMIT = 32
@@ -44,8 +45,13 @@ def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     primary = result["metrics"][result["primary_metric"]]
     verdict = {"status": "pass" if result["passed"] else "fail", "reasons": result["reasons"],
                "against": against}
+    # How often a reply stands in for the reference by the proxy's own rule: for a distilled pattern the
+    # references are the upstream's answers, so this is the agreement a route to the local model starts from.
+    agreement = [answers_agree(out, ex["messages"][-1]["content"])
+                 for out, ex in zip(result.pop("tuned_outputs"), holdout, strict=True)]
     summary = {"primary_metric": result["primary_metric"], "base_metric": primary["base"]["mean"],
-               "tuned_metric": primary["tuned"]["mean"], "n_holdout": result["n_holdout"], "against": against}
+               "tuned_metric": primary["tuned"]["mean"], "n_holdout": result["n_holdout"], "against": against,
+               "agreement": round(sum(agreement) / len(agreement), 4) if agreement else None}
     trace.decision(f"verdict {verdict['status']} against {against}", "; ".join(verdict["reasons"]))
     return {"evaluation": {**result, "verdict": verdict, "summary": summary}}
 

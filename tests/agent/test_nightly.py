@@ -95,8 +95,10 @@ def test_a_better_candidate_is_promoted_and_one_that_is_not_leaves_production(wo
                                                                                        "promoted")
         assert child["parent_id"] == first.nightly_id and child["policy"] == "nightly"
         assert {p["state"] for p in patterns(store) if p["kind"] == "system_prompt"} == {"handled"}
-        route = store.db["routes"].get(ran.pattern_id)  # distilled from the upstream: the proxy may route it
-        assert route["local_model"] == ran.model
+        # Distilled from the upstream: a route starts from the promoted model's hold-out agreement.
+        route = store.db["routes"].get(ran.pattern_id)
+        assert route["local_model"] == ran.model and route["agreement"] == ran.route["agreement"]
+        assert route["agreement"] == store.model(ran.model)["metrics"]["agreement"] > 0.5
         assert any(lesson["topic"] == "nightly" for lesson in store.lessons())
     assert Path(first.report).is_file()
     # Nothing grew: a handled pattern is not trained again.

@@ -90,9 +90,11 @@ class RouteTable:
     def refresh(self) -> None:
         by_hash = {}
         for row in routes.routes(self.store):
-            digest = (row.get("match") or {}).get("system_hash")
-            if digest:
-                by_hash[digest] = row
+            match = row.get("match") or {}
+            # A near-duplicate prompt (a changed date or name) is the same pattern: every version routes.
+            for digest in [match.get("system_hash"), *(match.get("system_hashes") or [])]:
+                if digest:
+                    by_hash[digest] = row
             self._note_state(row)
         self._by_hash, self._read = by_hash, time.monotonic()
 
