@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
-import string
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -13,6 +10,8 @@ from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 from tools.errors import ToolError
+from tools.text import normalize_answer as normalize_answer  # re-exported: evaluation reads them here
+from tools.text import token_f1 as token_f1
 
 if TYPE_CHECKING:
     from evals.generate import LoadedModel
@@ -100,28 +99,8 @@ def t_quantile(p: float, df: int) -> float:
     return (low + high) / 2
 
 
-def normalize_answer(text: str) -> str:
-    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
 def exact_match(prediction: str, reference: str) -> float:
     return float(normalize_answer(prediction) == normalize_answer(reference))
-
-
-def token_f1(prediction: str, reference: str) -> float:
-    """SQuAD token F1: overlap of normalised word multisets."""
-    pred, ref = normalize_answer(prediction).split(), normalize_answer(reference).split()
-    if not pred or not ref:
-        return float(pred == ref)
-    overlap = sum((Counter(pred) & Counter(ref)).values())
-    if overlap == 0:
-        return 0.0
-    precision, recall = overlap / len(pred), overlap / len(ref)
-    return 2 * precision * recall / (precision + recall)
 
 
 @lru_cache(maxsize=1)

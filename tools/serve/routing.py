@@ -16,6 +16,7 @@ from typing import Any
 
 from memory import routes
 from memory.store import Store
+from tools.text import token_f1
 
 log = logging.getLogger("ingrain.serve")
 
@@ -37,18 +38,6 @@ def system_hash(system: str | None) -> str | None:
 
 def _words(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower())
-
-
-def token_f1(a: str, b: str) -> float:
-    """Word-overlap F1 of two texts (1.0 for two empty ones)."""
-    wa, wb = _words(a), _words(b)
-    if not wa or not wb:
-        return float(wa == wb)
-    common = sum((Counter(wa) & Counter(wb)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(wa), common / len(wb)
-    return 2 * precision * recall / (precision + recall)
 
 
 def answers_agree(local: str, upstream: str) -> bool:
