@@ -13,21 +13,11 @@ import openai
 import pytest
 
 from memory import feedback, keys, usage
-from memory.store import Store
 from tools.errors import ToolError
 from tools.serve.config import ServeConfig
 from tools.serve.server import bound_port, build_server, running_server
 
 HI = [{"role": "user", "content": "write a summary of the paper"}]
-
-
-@pytest.fixture
-def store(workspace, tiny_model_dir) -> Iterator[Store]:
-    s = Store.open(workspace)
-    s.register_model("tiny-v1", base=str(tiny_model_dir), kind="full", path=str(tiny_model_dir))
-    s.promote("tiny-v1")
-    yield s
-    s.close()
 
 
 @contextmanager

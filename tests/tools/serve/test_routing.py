@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from memory import routes, usage
 from memory.store import Store
@@ -18,15 +15,6 @@ TEACHER = "teacher-large"
 PATTERN = "system:triage"
 QUESTION = "My road bike has a flat tyre and I need it today, can you help?"
 ROUTED = [{"role": "system", "content": TRIAGE_SYSTEM_PROMPT}, {"role": "user", "content": QUESTION}]
-
-
-@pytest.fixture
-def store(workspace, tiny_model_dir) -> Iterator[Store]:
-    s = Store.open(workspace)
-    s.register_model("tiny-v1", base=str(tiny_model_dir), kind="full", path=str(tiny_model_dir))
-    s.promote("tiny-v1")
-    yield s
-    s.close()
 
 
 def _set_triage_route(store: Store, agreement: float = 0.95) -> None:

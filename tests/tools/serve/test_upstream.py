@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 
 import httpx
 import openai
@@ -13,7 +12,6 @@ import pytest
 from typer.testing import CliRunner
 
 from memory import keys, usage
-from memory.store import Store
 from tests.support.fake_upstream import TRIAGE_SYSTEM_PROMPT, FakeUpstream, triage_messages
 from tests.tools.serve.test_app import client, serving
 from tools.errors import ToolError
@@ -22,15 +20,6 @@ from tools.serve.server import build_server
 
 TEACHER = "teacher-large"
 UPSTREAM_KEY = "sk-upstream-secret"
-
-
-@pytest.fixture
-def store(workspace, tiny_model_dir) -> Iterator[Store]:
-    s = Store.open(workspace)
-    s.register_model("tiny-v1", base=str(tiny_model_dir), kind="full", path=str(tiny_model_dir))
-    s.promote("tiny-v1")
-    yield s
-    s.close()
 
 
 @pytest.fixture
