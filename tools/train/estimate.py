@@ -23,7 +23,11 @@ GOAL_SAMPLE = 8
 """Validation examples the goal metric is scored on during training and in the sweep."""
 MIN_STEPS_PER_EPOCH = 16
 """Small data sets get shorter packed rows so one epoch is still this many optimizer steps."""
-DEPLOY_S = 10.0  # merge, f16 GGUF copy and registry for a 135M model: 7.6 s measured
+DEPLOY_S = 6.0
+"""Merge, f16 GGUF copy and registry for a 135M model: 3-7.6 s measured (actual/estimate 0.3-0.76 at 10 s)."""
+REPLAY_REPLY_SHARE = 0.5
+"""The base's replies to the replay prompts end at about half the token cap on average: prepare took
+0.34-0.59 of an estimate that decoded every reply to the cap, in four measured runs."""
 GPU_DOLLARS_PER_HOUR = 1.2
 STEPS = ("plan", "prepare", "sweep", "train", "evaluate", "deploy")
 """The plan's timed steps; actual times come from the trace (prepare = gather + build_data)."""
@@ -162,7 +166,7 @@ def plan_budget(*, examples: int, tokens_per_example: float, budget_minutes: flo
     n_eval = min(32, max(holdout, 1))
     seconds = {
         "plan": speeds.calibration_s * fix["plan"],
-        "prepare": (5.0 + replay_prompts * SUITE_NEW_TOKENS / gen) * fix["prepare"],
+        "prepare": (5.0 + replay_prompts * SUITE_NEW_TOKENS * REPLAY_REPLY_SHARE / gen) * fix["prepare"],
         # Base and tuned on the hold-out (the base runs to the cap, the tuned model about its targets' length)
         # and on the regression suite, plus loading both models.
         "evaluate": ((n_eval * (eval_new_tokens + reply_tokens) + 2 * REGRESSION_SUITE_PROMPTS * SUITE_NEW_TOKENS)
