@@ -43,3 +43,16 @@ facts do not answer it. Be brief.
 Facts:
 {facts}
 """
+
+REFLECT_SYSTEM = """\
+You write the lesson a fine-tuning agent keeps from one run, for the planner of its next run. In two to four \
+plain sentences: what worked, what failed and why, and one concrete thing to do differently (a budget, a \
+learning rate, more or cleaner data). Use only the facts given; do not invent numbers.
+"""
+
+REFLECT_USER = """\
+Goal: {goal}
+Verdict: {verdict}
+Rule-based lessons: {lessons}
+Estimate vs actual per step: {timing}
+"""

@@ -56,13 +56,43 @@ def reflect(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     with ctx.store() as store:
         timing = estimate_vs_actual((state.plan or {}).get("estimate", {}).get("minutes", {}), store.events(ctx.run_id))
         trace.event("timing", "estimate vs actual", {"steps": timing})
-        for topic, text, data in [*lessons_from(state), *timing_lesson(state, timing)]:
+        lessons = [*lessons_from(state), *timing_lesson(state, timing)]
+        prose = prose_lesson(state, lessons, timing, trace)
+        for topic, text, data in [*lessons, *prose]:
             store.add_lesson(topic, text, run_id=ctx.run_id, data=data)
             trace.event("lesson", topic, {"text": text})
         events = store.events(ctx.run_id)
         run = store.run(ctx.run_id)
     path = trace.tool("write_report", write_report, ctx.run_dir / "report.html", run=run, state=state, events=events)
     return {"report_path": str(path)}
+
+
+def prose_lesson(state: State, lessons: list[tuple[str, str, dict[str, Any]]], timing: list[dict[str, Any]],
+                 trace: Tracer) -> list[tuple[str, str, dict[str, Any]]]:
+    """With an LLM configured, the run's lesson in a few sentences too; without one (or when it fails) the
+    rule-based lessons stand alone."""
+    from agent.llm import AgentLLMConfig, chat_model
+    from agent.prompts import REFLECT_SYSTEM, REFLECT_USER
+
+    config = AgentLLMConfig.from_env()
+    model = chat_model(config)
+    if model is None:
+        return []
+    verdict = (state.evaluation or {}).get("verdict") or {}
+    facts = REFLECT_USER.format(goal=state.goal, verdict=f"{verdict.get('status')}: "
+                                f"{'; '.join(verdict.get('reasons', []))}" if verdict else state.stop_reason,
+                                lessons="; ".join(text for _, text, _ in lessons) or "none",
+                                timing=", ".join(f"{r['step']} {r['ratio']}" for r in timing) or "none")
+    try:
+        reply = model.invoke([("system", REFLECT_SYSTEM), ("human", facts)])
+    except Exception as exc:  # a dead or slow endpoint must not fail a finished run
+        trace.decision("rule-based reflection only", f"{config.describe()} failed: {exc}")
+        return []
+    text = str(getattr(reply, "content", "") or "").strip()
+    if not text:
+        return []
+    trace.event("llm", "reflection", {"model": config.model, "chars": len(text)})
+    return [("reflection", text[:2000], {"model": config.model})]
 
 
 def lessons_from(state: State) -> list[tuple[str, str, dict[str, Any]]]:

@@ -242,3 +242,22 @@ def test_runs_and_trace_json_documents(style_data, tiny_model_dir) -> None:
     kinds = {e["kind"] for e in trace["events"]}
     assert {"node_start", "node_end", "tool_call", "decision", "gate"} <= kinds
     assert all({"node", "kind", "ts"} <= set(e) for e in trace["events"])
+
+
+def test_with_an_llm_configured_reflect_also_writes_a_prose_lesson(style_data, tiny_model_dir,
+                                                                   monkeypatch) -> None:
+    from agent.prompts import REFLECT_SYSTEM
+    from tests.support.fake_upstream import FakeUpstream
+
+    prose = "Two trials at lr 1e-2 learned the bullets quickly; next time one trial is enough."
+    with FakeUpstream(answer=lambda messages: prose) as llm:
+        monkeypatch.setenv("OPENAI_BASE_URL", llm.url)
+        outcome = start(style_data, tiny_model_dir, "auto")
+        asked = [r["body"]["messages"] for r in llm.chat_requests()]
+    assert outcome.exit_code == 0, outcome.message
+    with Store.open() as store:
+        reflections = store.lessons("reflection")
+        events = store.events(outcome.run_id, kinds=["llm"])
+    assert [r["text"] for r in reflections] == [prose] and reflections[0]["run_id"] == outcome.run_id
+    assert any(m[0]["content"] == REFLECT_SYSTEM and outcome.verdict in m[1]["content"] for m in asked)
+    assert any(e["name"] == "reflection" for e in events)
