@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from agent.cli.common import JsonOpt, app, emit_json
 from agent.errors import AgentError
@@ -70,12 +70,17 @@ def _print(rows: list[dict[str, Any]], route_rows: list[dict[str, Any]], skipped
            summary: dict[str, Any]) -> None:
     console, notes = Console(highlight=False), Console(stderr=True, highlight=False)
     if rows:
-        table = Table("id", "kind", "label", "count", "first seen", "last seen", "score/threshold", "state", "goal")
+        # The goals are sentences: they go under the table, so the table stays readable on 80 columns.
+        table = Table(Column("id", overflow="fold"), "kind", "label", "count", "last seen", "score/thr", "state",
+                      title="patterns")
         for row in rows:
             table.add_row(row["id"], row["kind"], escape(row["label"] or ""), str(row["count"]),
-                          _when(row["first_seen"]), _when(row["last_seen"]),
-                          f"{row['score']:g}/{row['threshold']:g}", row["state"], escape(row["goal"] or "-"))
+                          _when(row["last_seen"]), f"{row['score']:g}/{row['threshold']:g}", row["state"])
         console.print(table)
+        for row in rows:
+            if row.get("goal"):
+                console.print(f"[bold]{escape(row['id'])}[/] (first seen {_when(row['first_seen'])}): "
+                              f"{escape(row['goal'])}")
     if route_rows:
         routes = Table("pattern", "state", "agreement", "samples", "local model", title="proxy routes")
         for route in route_rows:
