@@ -1,35 +1,25 @@
-"""Gather documents from local folders, files and built-in corpora into one deduplicated documents.jsonl."""
+"""Gather documents from folders, files and built-in corpora into one clean documents.jsonl; cut them into chunks."""
 
 from __future__ import annotations
 
-import hashlib
-import html
 import json
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 
 from memory.workspace import atomic_write_text
-from tools.data.pii import scrub_pii
+from tools.data.chunk import Chunk, ChunkConfig, chunk_document
+from tools.data.clean import CleanConfig, clean_documents, duplicate_reasons
+from tools.data.dedup import NEAR_DUPLICATE_JACCARD
+from tools.data.extract import Document, extract_files, make_document
 from tools.data.sources import DOCUMENT_SUFFIXES, is_document_file, is_unreadable_document
 from tools.errors import ToolError
 
+__all__ = ["BUILTIN_CORPORA", "Chunk", "ChunkSet", "Document", "DocumentSet", "chunk_documents", "collect_documents",
+           "read_chunks", "read_documents"]
+
 BUILTIN_CORPORA = {"pydoc_data": "the Python reference topics that ship with Python (pydoc_data.topics)"}
-
-
-@dataclass
-class Document:
-    """One source document, cleaned to plain text."""
-
-    id: str
-    """Content hash; equal texts share an id and are kept once."""
-    title: str
-    """Heading or file name."""
-    text: str
-    """Plain text, PII-scrubbed."""
-    source: str
-    """Where it came from (a path, or builtin:NAME)."""
 
 
 @dataclass
@@ -40,51 +30,108 @@ class DocumentSet:
     n_documents: int
     n_words: int
     dropped: dict[str, int] = field(default_factory=dict)
+    """reason → documents or files dropped for it (only reasons that occurred)."""
     sources: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """What was skipped and why, said for the person reading the trace."""
+    languages: dict[str, int] = field(default_factory=dict)
+    """Detected language → kept documents."""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def collect_documents(sources: list[dict], out_path: Path, *, min_words: int = 8,
-                      max_words: int = 20000) -> DocumentSet:
-    """Read every folder, file and built-in corpus in `sources` (dicts with kind and location)."""
+def collect_documents(sources: list[dict], out_path: Path, *, clean: CleanConfig | None = None,
+                      ocr: bool = True) -> DocumentSet:
+    """Read every folder, file and built-in corpus in `sources` (dicts with kind and location), extract their
+    text, clean it (`tools.data.clean`) and write the kept documents to `out_path`, one JSON object a line.
+
+    Every file or document left out is counted by reason; a document of any length is kept whole.
+    """
     docs: list[Document] = []
-    unreadable: list[Path] = []
+    files: list[Path] = []
+    unsupported: list[Path] = []
     for source in sources:
         kind, location = source["kind"], source["location"]
         if kind == "builtin":
             docs += builtin_documents(location)
         elif kind in ("folder", "file"):
             readable, skipped = document_files(Path(location))
-            docs += [file_document(file) for file in readable]
-            unreadable += skipped
+            files += readable
+            unsupported += skipped
         elif kind in ("url", "crawl_topic"):
             raise ToolError(f"Cannot fetch {location!r}: this machine has no web access for crawling. "
                             "Save the pages into a folder and name that folder in the goal or with --data.")
-    kept: dict[str, Document] = {}
-    dropped = {"duplicate": 0, "too_short": 0, "too_long": 0, "unreadable": len(unreadable)}
-    notes = [_unreadable_note(unreadable)] if unreadable else []
-    for doc in docs:
-        words = len(doc.text.split())
-        if words < min_words:
-            dropped["too_short"] += 1
-        elif words > max_words:
-            dropped["too_long"] += 1
-        elif doc.id in kept:
-            dropped["duplicate"] += 1
-        else:
-            kept[doc.id] = doc
-    if not kept:
+    extraction = extract_files(files, ocr=ocr)
+    cleaned = clean_documents(docs + extraction.documents, clean)
+    dropped = {**extraction.counts(), **cleaned.dropped}
+    if unsupported:
+        dropped["unreadable"] = len(unsupported)
+    notes = ([_unreadable_note(unsupported)] if unsupported else []) + extraction.notes()
+    if cleaned.dropped:
+        notes.append(f"Dropped {sum(cleaned.dropped.values())} document(s) while cleaning: "
+                     + ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(cleaned.dropped.items()))
+                     + ".")
+    if not cleaned.documents:
         raise ToolError("Found no usable documents in " + ", ".join(s["location"] for s in sources)
                         + f" (dropped: {dropped}). " + "".join(note + " " for note in notes)
                         + f"Point the goal at a folder of {'/'.join(sorted(DOCUMENT_SUFFIXES))} files.")
-    lines = "".join(json.dumps(asdict(d), ensure_ascii=False) + "\n" for d in kept.values())
+    lines = "".join(json.dumps(asdict(d), ensure_ascii=False) + "\n" for d in cleaned.documents)
     atomic_write_text(out_path, lines)
-    return DocumentSet(str(out_path), len(kept), sum(len(d.text.split()) for d in kept.values()), dropped,
-                       [s["location"] for s in sources], notes)
+    return DocumentSet(str(out_path), len(cleaned.documents), sum(len(d.text.split()) for d in cleaned.documents),
+                       dict(sorted(dropped.items())), [s["location"] for s in sources], notes, cleaned.languages)
+
+
+@dataclass
+class ChunkSet:
+    """What `chunk_documents` cut: the passages, and the ones dropped by reason."""
+
+    chunks: list[Chunk]
+    n_documents: int
+    n_tokens: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    """reason (duplicate, near_duplicate) → passages dropped for it."""
+    path: str | None = None
+    """The chunks.jsonl written, when an out_path was given."""
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.chunks)
+
+    def to_dict(self) -> dict:
+        """The counts and path without the passages themselves (small enough for the run's state and trace)."""
+        return {"path": self.path, "n_chunks": self.n_chunks, "n_documents": self.n_documents,
+                "n_tokens": self.n_tokens, "dropped": self.dropped}
+
+
+def chunk_documents(documents: list[Document], config: ChunkConfig | None = None, *,
+                    count_tokens: Callable[[str], int] | None = None,
+                    near_duplicate_threshold: float = NEAR_DUPLICATE_JACCARD,
+                    out_path: Path | None = None) -> ChunkSet:
+    """Passages of every document (`tools.data.chunk`), with passages repeated across documents dropped.
+
+    `count_tokens` is the base model's token counter (e.g. `lambda s: len(tokenizer(s).input_ids)`); without it
+    tokens are estimated from words. With `out_path` the passages are also written there as JSON lines.
+    """
+    chunks = [chunk for doc in documents for chunk in chunk_document(doc, config, count_tokens)]
+    dropped: dict[str, int] = {}
+    kept = []
+    for chunk, reason in zip(chunks, duplicate_reasons([c.text for c in chunks], near_duplicate_threshold),
+                             strict=True):
+        if reason:
+            dropped[reason] = dropped.get(reason, 0) + 1
+        else:
+            kept.append(chunk)
+    path = None
+    if out_path is not None:
+        atomic_write_text(out_path, "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in kept))
+        path = str(out_path)
+    return ChunkSet(kept, len(documents), sum(c.n_tokens for c in kept), dropped, path)
+
+
+def read_chunks(path: Path | str) -> list[Chunk]:
+    with open(path, encoding="utf-8") as fh:
+        return [Chunk(**json.loads(line)) for line in fh if line.strip()]
 
 
 def read_documents(path: Path | str) -> list[Document]:
@@ -106,9 +153,9 @@ def builtin_documents(name: str) -> list[Document]:
 
 
 def document_files(path: Path) -> tuple[list[Path], list[Path]]:
-    """The files under `path` ingest reads as text, and the documents (PDF, Word, ...) it has to skip.
+    """The files under `path` ingest reads, and the documents (old Word, OpenDocument, ...) it has to skip.
 
-    A file named on its own is read as text whatever its suffix, unless it is such a document.
+    A file named on its own is read (as text, for an unknown suffix) unless it is such a document.
     """
     if not path.exists():
         raise ToolError(f"{path} does not exist: check the path in the goal or --data.")
@@ -118,23 +165,11 @@ def document_files(path: Path) -> tuple[list[Path], list[Path]]:
     return [p for p in files if is_document_file(p)], [p for p in files if is_unreadable_document(p)]
 
 
-def file_document(file: Path) -> Document:
-    raw = file.read_text(encoding="utf-8", errors="replace")
-    text = html_to_text(raw) if file.suffix.lower() in (".html", ".htm") else raw
-    title = first_heading(text) or file.stem.replace("-", " ").replace("_", " ")
-    return make_document(title, text, str(file))
-
-
 def _unreadable_note(files: list[Path]) -> str:
     kinds = ", ".join(sorted({f.suffix.lower() for f in files}))
     names = ", ".join(f.name for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
     return (f"Skipped {len(files)} file(s) ingrain cannot read as text ({kinds}): {names}; "
             "convert them to .txt or .md to use them.")
-
-
-def make_document(title: str, text: str, source: str) -> Document:
-    clean = scrub_pii(text.strip())
-    return Document(hashlib.sha256(clean.encode()).hexdigest()[:16], title.strip(), clean, source)
 
 
 def split_sections(text: str) -> list[tuple[str, str]]:
@@ -151,39 +186,3 @@ def split_sections(text: str) -> list[tuple[str, str]]:
         else:
             sections[-1][1].append(line)
     return [(title, "\n".join(body).strip()) for title, body in sections if "\n".join(body).strip()]
-
-
-def first_heading(text: str) -> str | None:
-    for line in text.splitlines()[:20]:
-        match = re.match(r"#{1,3}\s+(.+)", line)
-        if match:
-            return match.group(1).strip()
-    return None
-
-
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-        self.skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag in ("script", "style", "nav", "footer", "header"):
-            self.skip += 1
-        elif tag in ("p", "br", "li", "h1", "h2", "h3", "h4", "div", "tr"):
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style", "nav", "footer", "header") and self.skip:
-            self.skip -= 1
-
-    def handle_data(self, data: str) -> None:
-        if not self.skip:
-            self.parts.append(data)
-
-
-def html_to_text(raw: str) -> str:
-    parser = _TextExtractor()
-    parser.feed(raw)
-    text = html.unescape("".join(parser.parts))
-    return re.sub(r"\n\s*\n+", "\n\n", text).strip()

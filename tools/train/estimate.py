@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tools.data.extract import estimate_words
 from tools.data.sources import is_dataset_file, is_document_file
 
 # Defaults when neither a calibration nor a lesson is at hand: fp32 LoRA on SmolLM2-135M inside the graph on
@@ -239,5 +240,5 @@ def source_stats(sources: list[dict[str, Any]]) -> SourceStats:
                                 stats.longest_example_chars = max(stats.longest_example_chars, len(line))
                 elif is_document_file(file):
                     stats.documents += 1
-                    stats.words += len(file.read_text(errors="replace").split())
+                    stats.words += estimate_words(file)  # PDF and Word files are not text
     return stats

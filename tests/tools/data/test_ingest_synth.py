@@ -24,8 +24,8 @@ def test_folder_of_markdown_and_html_becomes_deduplicated_documents(tmp_path: Pa
     result = collect_documents([{"kind": "folder", "location": str(wiki)}], tmp_path / "docs.jsonl")
     docs = read_documents(result.path)
     assert result.n_documents == 2 and len(docs) == 2
-    assert result.dropped == {"duplicate": 1, "too_short": 1, "too_long": 0, "unreadable": 0}
-    assert {d.title for d in docs} == {"Attention", "page"}
+    assert result.dropped == {"duplicate": 1, "too_short": 1}
+    assert {d.title for d in docs} == {"Attention", "Page"}
     assert all("ada@example.org" not in d.text for d in docs) and any("[email]" in d.text for d in docs)
     assert all("var x" not in d.text for d in docs)
 

@@ -26,7 +26,8 @@ BODY = "Attention mixes information across tokens, so each position can use the 
 def test_suffixes_are_compared_without_case_and_never_overlap() -> None:
     assert is_dataset_file("Tickets.JSONL") and is_dataset_file(Path("rows.TSV"))
     assert is_document_file("README.MD") and is_document_file("agenda.org")
-    assert is_unreadable_document("Paper.PDF") and not is_document_file("paper.pdf")
+    assert is_document_file("Paper.PDF") and is_document_file("memo.docx")
+    assert is_unreadable_document("Old.DOC") and not is_document_file("old.doc")
     assert not (DATASET_SUFFIXES & DOCUMENT_SUFFIXES or DOCUMENT_SUFFIXES & UNREADABLE_DOCUMENT_SUFFIXES)
 
 
@@ -50,27 +51,35 @@ def test_every_dataset_suffix_is_one_the_readers_read(tmp_path: Path) -> None:
 
 
 def test_every_document_suffix_is_read_by_ingest(tmp_path: Path) -> None:
+    from tests.tools.data.test_extract import docx_file, text_pdf
+
     folder = tmp_path / "docs"
     folder.mkdir()
     for i, suffix in enumerate(sorted(DOCUMENT_SUFFIXES)):
-        (folder / f"doc{i}{suffix.upper()}").write_text(f"{BODY} Number {i}.")
+        path = folder / f"doc{i}{suffix.upper()}"
+        if suffix == ".pdf":
+            path.write_bytes(text_pdf([[f"{BODY} Number {i}."]]))
+        elif suffix == ".docx":
+            docx_file(path, [("Normal", f"{BODY} Number {i}.")])
+        else:
+            path.write_text(f"{BODY} Number {i}.")
     result = collect_documents([{"kind": "folder", "location": str(folder)}], tmp_path / "docs.jsonl")
-    assert result.n_documents == len(DOCUMENT_SUFFIXES)
+    assert result.n_documents == len(DOCUMENT_SUFFIXES), result.dropped
 
 
-def test_pdf_and_word_files_are_skipped_and_counted_with_what_to_do(tmp_path: Path) -> None:
+def test_unsupported_formats_are_skipped_and_counted_with_what_to_do(tmp_path: Path) -> None:
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "notes.md").write_text(f"# Notes\n\n{BODY}")
-    (folder / "paper.pdf").write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 4)
-    (folder / "memo.DOCX").write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
+    (folder / "paper.odt").write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
+    (folder / "memo.DOC").write_bytes(b"\xd0\xcf\x11\xe0" + bytes(range(256)) * 4)
     result = collect_documents([{"kind": "folder", "location": str(folder)},
-                                {"kind": "file", "location": str(folder / "paper.pdf")}], tmp_path / "d.jsonl")
+                                {"kind": "file", "location": str(folder / "paper.odt")}], tmp_path / "d.jsonl")
     assert [d.title for d in read_documents(result.path)] == ["Notes"]
     assert result.dropped["unreadable"] == 3
-    assert "cannot read as text (.docx, .pdf)" in result.notes[0] and "convert them" in result.notes[0]
-    with pytest.raises(ToolError, match=r"Skipped 1 file\(s\) ingrain cannot read as text \(\.pdf\): paper\.pdf"):
-        collect_documents([{"kind": "file", "location": str(folder / "paper.pdf")}], tmp_path / "e.jsonl")
+    assert "cannot read as text (.doc, .odt)" in result.notes[0] and "convert them" in result.notes[0]
+    with pytest.raises(ToolError, match=r"Skipped 1 file\(s\) ingrain cannot read as text \(\.odt\): paper\.odt"):
+        collect_documents([{"kind": "file", "location": str(folder / "paper.odt")}], tmp_path / "e.jsonl")
 
 
 def test_a_saved_datasets_folder_is_recognised(tmp_path: Path) -> None:
