@@ -160,6 +160,8 @@ class Fact:
 _NUMBER_WORDS = "two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundred"
 _MONTH = "January|February|March|April|May|June|July|August|September|October|November|December"
 _DAY = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
+_DETERMINERS = "the|a|an|our|your|its|their|his|her|my|these|those"
+_FUNCTION = "and|the|for|per|are|was|were|who|which|that|than|with|from|more|less|times|or"
 _SPANS = (  # (kind, pattern); the first that matches a sentence is its span
     ("money", re.compile(r"(?:\b(?P<prep>of|for|up to|at most|at least|over|under)\s+)?(?P<value>[$€£]\s?\d[\d,]*"
                          r"(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)?\s?(?:euros?|dollars?|pounds?|EUR|USD|GBP)\b)")),
@@ -171,12 +173,12 @@ _SPANS = (  # (kind, pattern); the first that matches a sentence is its span
                         rf"|(?:{_MONTH})(?:\s+\d{{1,2}}(?:st|nd|rd|th)?)?(?:,?\s+\d{{4}})?"
                         rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTH})(?:\s+\d{{4}})?|(?:19|20)\d{{2}})\b)")),
     ("quantity", re.compile(rf"(?:\b(?P<prep>within|for|after|every|up to|at least|at most|over|under|about)\s+)?"
-                            rf"(?P<value>\b(?:\d[\d,]*(?:\.\d+)?|{_NUMBER_WORDS})\s+(?P<unit>[a-z]{{3,}}s)\b)")),
+                            rf"(?P<value>\b(?:\d[\d,]*(?:\.\d+)?|{_NUMBER_WORDS})\s+(?!(?:{_FUNCTION})\b)(?P<unit>[a-z]{{3,}})\b)")),
+    ("definition", re.compile(r"^(?P<prep>)(?P<subject>[A-Z][^,;:]{1,60}?)\s+(?P<verb>is|are|means|refers to)\s+"
+                              r"(?P<value>(?:a|an|the)\s.{6,})$")),
     ("name", re.compile(r"(?:\b(?P<prep>in|at|near|by|to|from|with)\s+)?(?P<value>(?<![\w'-])"
                         r"(?!(?:The|A|An|This|That|These|If|When|All|Each|Every|It|In|On|Our|I)\b)"
                         r"[A-Z][\w'-]+(?:\s+(?:of\s+)?[A-Z][\w'-]+)*)")),
-    ("definition", re.compile(r"^(?P<prep>)(?P<subject>[A-Z][^,;:]{1,60}?)\s+(?P<verb>is|are|means|refers to)\s+"
-                              r"(?P<value>(?:a|an|the)\s.{6,})$")),
     ("rule", re.compile(r"(?P<prep>)\b(?P<value>must not|must never|must always|must|should not|should never|"
                         r"should|cannot|may not|never|always|(?:is|are) (?:not )?(?:allowed|required) to)\b")),
 )
@@ -237,8 +239,13 @@ def find_fact(sentence: str, fact_id: str = "", chunk_id: str = "") -> Fact | No
             start = match.start("prep") if prep else match.start("value")
             if kind == "name" and start == 0 and " " not in match.group("value"):
                 continue  # one capitalised word opening a sentence is as likely a common noun
-            if kind == "name" and re.fullmatch(r"(?:the|a|an|our|your|its|their)\s*", body[:start], re.I):
-                start = 0  # `The Helpdesk Portal handles ...`: ask `what handles ...`
+            determiner = re.search(rf"\b(?:{_DETERMINERS})\s+$", body[:start], re.I)
+            rest = body[match.end("value"):]
+            if kind == "name" and determiner and re.match(r"\s+[a-z]", rest) \
+                    and not (determiner.start() == 0 and re.match(r"\s+[a-z]+s\b", rest)):
+                continue  # `the Tidewater portal`: the name only qualifies a noun (`The Portal handles` asks)
+            if determiner and kind in ("name", "quantity", "money", "percent"):
+                start = determiner.start()  # `of our three sites` → `of how many sites`
             value = match.group("value")
             if kind in ("definition", "rule"):
                 wh = "what" if kind == "definition" else "whether"

@@ -1,0 +1,242 @@
+"""Knowledge examples: every fact of every chunk asked about, answers from that chunk, a hold-out in another
+phrasing, and a teacher on loopback that batches, caches, fails over to the rules and gets fact-checked."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.fake_upstream import FakeUpstream
+from tools.data.dedup import example_key
+from tools.data.formats import normalize_record
+from tools.data.knowledge import (
+    KnowledgeConfig,
+    TeacherEndpoint,
+    build_knowledge,
+    chunk_id,
+    cloze,
+    estimate_examples,
+    factual_question,
+    find_fact,
+    knowledge_split,
+    split_sentences,
+    support,
+)
+from tools.data.split import write_jsonl
+from tools.data.validate import validate_dataset
+from tools.errors import ToolError
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """The fields of tools.data.chunk.Chunk that knowledge generation reads."""
+
+    text: str
+    source: str
+    title: str
+    heading: str
+    index: int
+    n_tokens: int
+    doc_id: str
+
+
+PAGES = {
+    "offices.md": ("Offices", [
+        ("Offices > Riverside", "The Riverside office is the oldest of our three sites. It sits next to the old "
+         "harbour. The Riverside office opens at 7:45 on weekdays. Visitors must sign in at reception. "
+         "Parking for visitors costs €4.50 per day."),
+        ("Offices > Hillcrest", "Hillcrest is our newest office and the quietest. The Hillcrest canteen closes "
+         "at 14:00 on Fridays. Greta Lindqvist manages the Hillcrest building. The roof terrace holds 40 people."),
+    ]),
+    "leave.md": ("Leave", [
+        ("Leave > Holidays", "Holidays are planned with your team lead. Employees receive 27 days of paid leave "
+         "each year. Unused days expire on 31 March. A leave request is a form in the Tidewater portal that "
+         "lists the days you will be away."),
+        ("Leave > Sick leave", "Tell your team lead when you are ill. Sick leave must be reported before 9:30. "
+         "After 3 days of sickness, a doctor's note is needed. Notes go to Oskar Brandt in human resources."),
+    ]),
+    "travel.md": ("Travel", [
+        ("Travel > Booking", "Book trips through the travel desk. Dana Whitfield approves all travel requests. "
+         "Train is preferred for trips under 600 kilometres. Receipts must be submitted within 30 days."),
+    ]),
+}
+CHUNKS = [Chunk(text, source, title, heading, index, len(text.split()), source.removesuffix(".md"))
+          for source, (title, sections) in PAGES.items() for index, (heading, text) in enumerate(sections)]
+FAST = dict(teacher_retries=1, teacher_backoff_s=0.01, teacher_timeout_s=10.0)
+
+
+def _user(example: dict[str, Any]) -> str:
+    return next(m["content"] for m in example["messages"] if m["role"] == "user")
+
+
+def _reply(example: dict[str, Any]) -> str:
+    return example["messages"][-1]["content"]
+
+
+def test_questions_are_made_from_the_fact_sentence_by_rule() -> None:
+    fact = find_fact("The Riverside office opens at 7:45 on weekdays.")
+    assert fact is not None and fact.span_kind == "time" and fact.value == "7:45"
+    assert factual_question(fact, "") == "When does the Riverside office open on weekdays?"
+    assert cloze(fact) == ("Fill in the blank: The Riverside office opens at ____ on weekdays.", "7:45")
+    receipts = find_fact("Receipts must be submitted within 30 days.")
+    assert factual_question(receipts, "") == "Within how many days must receipts be submitted?"  # type: ignore[arg-type]
+    person = find_fact("Dana Whitfield approves all travel requests.")
+    assert factual_question(person, "") == "Who approves all travel requests?"  # type: ignore[arg-type]
+    rule = find_fact("Visitors must sign in at reception.")
+    assert rule is not None and rule.span_kind == "rule" and cloze(rule)[1] == "must"
+    assert find_fact("Tell your team lead when you are ill.") is None  # no number, name, definition or rule
+    assert split_sentences("# Title\nOne two three four. Five six seven eight e.g. nine ten.\n- a list item "
+                           "of words") == ["One two three four.", "Five six seven eight e.g. nine ten.",
+                                           "a list item of words"]
+
+
+def test_offline_examples_cover_every_chunk_to_its_end_with_supported_valid_unique_answers(tmp_path: Path) -> None:
+    result = build_knowledge(CHUNKS)
+    examples = result.examples
+    assert result.n_chunks == len(CHUNKS) and result.teacher["requests"] == 0
+    assert set(result.by_kind) == {"factual", "answer_first", "cloze", "paraphrase", "section", "passage"}
+    for chunk in CHUNKS:
+        mine = [e for e in examples if e["meta"]["chunk_id"] == chunk_id(chunk)]
+        facts = {e["meta"]["fact_id"] for e in mine if e["meta"]["kind"] == "cloze"}
+        assert len(facts) >= 3, chunk.heading
+        sentences = split_sentences(chunk.text)
+        asked = {_reply(e) for e in mine if e["meta"]["kind"] == "factual"}
+        # the last sentence and one in the middle are asked about, not only the opening
+        assert sentences[-1] in asked and set(sentences[1:-1]) & asked, chunk.heading
+        for example in mine:  # every answer comes from this chunk, never from another page's opening
+            answer = _reply(example)
+            if example["meta"]["kind"] != "section":
+                assert answer in chunk.text or answer.split(". ", 1)[-1] in chunk.text, answer
+            assert support(answer, chunk.text) >= KnowledgeConfig().support_threshold
+    assert any("Greta Lindqvist" in _reply(e) for e in examples if e["meta"]["kind"] == "cloze")
+    assert all(normalize_record(e).valid for e in examples)
+    assert len({example_key({"messages": e["messages"]}) for e in examples}) == len(examples)
+    # the file the pipeline would write, meta included, passes the dataset validator without errors
+    report = validate_dataset(write_jsonl(tmp_path / "knowledge.jsonl", examples))
+    assert report.ok and report.n_valid == len(examples), report.issue_counts()
+    assert build_knowledge(CHUNKS).examples == examples  # deterministic for a seed
+
+
+def test_estimate_equals_the_number_built() -> None:
+    for config in (KnowledgeConfig(), KnowledgeConfig(kinds=("cloze", "section"), paraphrases_per_fact=0),
+                   KnowledgeConfig(paraphrases_per_fact=3, max_facts_per_chunk=2, seed=7)):
+        assert estimate_examples(CHUNKS, config) == len(build_knowledge(CHUNKS, config).examples)
+    assert estimate_examples(CHUNKS, KnowledgeConfig(kinds=("passage",))) == len(CHUNKS)
+
+
+def test_holdout_asks_facts_all_over_the_corpus_in_a_phrasing_training_never_uses_for_them() -> None:
+    examples = build_knowledge(CHUNKS).examples
+    split = knowledge_split(examples, KnowledgeConfig(holdout_share=0.4))
+    assert set(split.holdout_by_source()) == set(PAGES)
+    assert {e["meta"]["chunk_id"] for e in split.holdout} == {chunk_id(c) for c in CHUNKS}
+    openings = {split_sentences(c.text)[0] for c in CHUNKS}
+    assert any(_reply(e) not in openings for e in split.holdout)
+    train_prompts = [_user(e) for e in split.train]
+    for held in split.holdout:
+        fact = held["meta"]["fact_id"]
+        trained = [e for e in split.train if e["meta"]["fact_id"] == fact]
+        assert trained, "a held-out fact still trains in other forms"
+        assert held["meta"]["kind"] not in {e["meta"]["kind"] for e in trained}
+        assert not any(_user(held).lower() in prompt.lower() for prompt in train_prompts)
+        assert held["meta"]["answer"] and held["meta"]["source"] in PAGES
+    assert len(split.train) + len(split.holdout) + split.dropped == len(examples)
+    assert knowledge_split(examples, KnowledgeConfig(holdout_share=0.0)).holdout == []
+
+
+def test_config_rejects_nonsense_with_what_to_do() -> None:
+    with pytest.raises(ToolError, match="Unknown knowledge kinds"):
+        KnowledgeConfig(kinds=("trivia",))
+    with pytest.raises(ToolError, match="holdout_share"):
+        KnowledgeConfig(holdout_share=1.5)
+
+
+def test_teacher_endpoint_prefers_ingrain_teacher_variables() -> None:
+    assert TeacherEndpoint.from_env({}) is None
+    endpoint = TeacherEndpoint.from_env({"OPENAI_BASE_URL": "http://127.0.0.1:1/v1/", "OPENAI_API_KEY": "k",
+                                         "INGRAIN_TEACHER_BASE_URL": "http://127.0.0.1:2/v1",
+                                         "INGRAIN_TEACHER_MODEL": "big"})
+    assert endpoint == TeacherEndpoint("http://127.0.0.1:2/v1", "k", "big")
+
+
+UNSUPPORTED = "The moon is made of green cheese according to the astronomers."
+
+
+def passage_teacher(messages: list[dict[str, Any]]) -> str:
+    """A teacher that asks one question per sentence of the passage, plus one answer the passage never says."""
+    passage = re.search(r"<<<\n(.*)\n>>>", messages[-1]["content"], re.S).group(1)  # type: ignore[union-attr]
+    pairs = [{"kind": "factual", "question": f"What is said about {' '.join(s.split()[:4])} (as a teacher asks)?",
+              "answer": s} for s in split_sentences(passage)]
+    pairs.append({"kind": "inferential", "question": "What is the moon made of?", "answer": UNSUPPORTED})
+    return "```json\n" + json.dumps({"pairs": pairs}) + "\n```"
+
+
+def test_teacher_chunks_are_asked_concurrently_cached_and_fact_checked(tmp_path: Path) -> None:
+    config = KnowledgeConfig(teacher_concurrency=4, **FAST)
+    in_flight_at_first_answer: list[int] = []
+    lock = threading.Lock()
+
+    def teacher(messages: list[dict[str, Any]]) -> str:
+        with lock:
+            if not in_flight_at_first_answer:
+                in_flight_at_first_answer.append(len(upstream.chat_requests()))
+        return passage_teacher(messages)
+
+    with FakeUpstream(answer=teacher, delay_s=0.5) as upstream:
+        endpoint = TeacherEndpoint(upstream.url, "k", "teacher-large")
+        first = build_knowledge(CHUNKS, config, teacher=endpoint, cache_dir=tmp_path / "cache")
+        assert len(upstream.chat_requests()) == len(CHUNKS)
+        # the server's delay holds each reply back: 4 requests were waiting together, so they were batched
+        assert in_flight_at_first_answer[0] >= 2
+        body = upstream.chat_requests()[0]["body"]
+        assert body["model"] == "teacher-large" and "must be stated in the passage" in body["messages"][1]["content"]
+
+        second = build_knowledge(CHUNKS, config, teacher=endpoint, cache_dir=tmp_path / "cache")
+        assert len(upstream.chat_requests()) == len(CHUNKS)  # the rerun made no request at all
+    assert first.teacher == {"chunks": 5, "requests": 5, "cached": 0, "retries": 0, "fallback_chunks": 0}
+    assert second.teacher["requests"] == 0 and second.teacher["cached"] == len(CHUNKS)
+    assert second.examples == first.examples
+    assert first.rejected["unsupported"] == len(CHUNKS)  # the cheese answer, once per chunk
+    assert not any(UNSUPPORTED in _reply(e) for e in first.examples)
+    teacher_made = [e for e in first.examples if e["meta"]["kind"] == "teacher"]
+    assert {e["meta"]["chunk_id"] for e in teacher_made} == {chunk_id(c) for c in CHUNKS}
+    assert all(e["meta"]["origin"] == "teacher" and e["meta"]["fact_id"].split("#")[0] == e["meta"]["chunk_id"]
+               for e in teacher_made)
+    # teacher questions replace the rule-made ones; cloze, section and passage stay
+    assert set(first.by_kind) == {"teacher", "cloze", "section", "passage"}
+    split = knowledge_split(first.examples, config)
+    assert split.holdout and {e["meta"]["kind"] for e in split.holdout} == {"teacher"}
+    assert estimate_examples(CHUNKS, config, teacher=True) >= len(first.examples)
+
+
+def test_teacher_failures_fall_back_to_rules_for_those_chunks_only(tmp_path: Path) -> None:
+    config = KnowledgeConfig(**FAST)
+
+    def sometimes_confused(messages: list[dict[str, Any]]) -> str:
+        if "Dana Whitfield" in messages[-1]["content"]:
+            return "Sure! Here are some great questions about travel."  # no JSON at all
+        return passage_teacher(messages)
+
+    with FakeUpstream(answer=sometimes_confused) as upstream:
+        result = build_knowledge(CHUNKS, config, teacher=TeacherEndpoint(upstream.url),
+                                 cache_dir=tmp_path / "cache")
+        assert len(upstream.chat_requests()) == len(CHUNKS) + 1  # the travel chunk was retried once
+    assert result.teacher["fallback_chunks"] == 1 and result.teacher["retries"] == 1
+    travel = [e for e in result.examples if e["meta"]["source"] == "travel.md"]
+    assert {"factual", "paraphrase"} <= {e["meta"]["kind"] for e in travel}
+    assert "teacher" not in {e["meta"]["kind"] for e in travel}
+    assert "failed for 1 of 5 chunks" in result.notes[0] and "unusable reply" in result.notes[0]
+    assert len(list((tmp_path / "cache").glob("*.json"))) == len(CHUNKS) - 1  # only good replies are cached
+
+    offline = build_knowledge(CHUNKS, config)
+    for failure in ({"fail_status": 500}, {"garbage": True}):
+        with FakeUpstream(**failure) as upstream:  # type: ignore[arg-type]
+            down = build_knowledge(CHUNKS, config, teacher=TeacherEndpoint(upstream.url),
+                                   cache_dir=tmp_path / f"cache-{len(failure)}-{next(iter(failure))}")
+            assert len(upstream.chat_requests()) == 2 * len(CHUNKS)
+        assert down.teacher["fallback_chunks"] == len(CHUNKS) and down.examples == offline.examples
