@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from memory.workspace import atomic_write_text
-from tools.data.chunk import Chunk, ChunkConfig, chunk_document
+from tools.data.chunk import Chunk, ChunkConfig, chunk_document, sections
 from tools.data.clean import CleanConfig, clean_documents, duplicate_reasons
 from tools.data.dedup import NEAR_DUPLICATE_JACCARD
 from tools.data.extract import Document, extract_files, make_document
@@ -173,16 +172,5 @@ def _unreadable_note(files: list[Path]) -> str:
 
 
 def split_sections(text: str) -> list[tuple[str, str]]:
-    """Split reStructuredText-style text on underlined headings (*** / ===)."""
-    lines = text.splitlines()
-    sections: list[tuple[str, list[str]]] = [("", [])]
-    for i, line in enumerate(lines):
-        nxt = lines[i + 1] if i + 1 < len(lines) else ""
-        underline = re.fullmatch(r"[*=\-~^]{3,}", nxt.strip() or "x")
-        if line.strip() and underline and len(nxt.strip()) >= len(line.strip()) - 2:
-            sections.append((line.strip(), []))
-        elif re.fullmatch(r"[*=\-~^]{3,}", line.strip()):
-            continue
-        else:
-            sections[-1][1].append(line)
-    return [(title, "\n".join(body).strip()) for title, body in sections if "\n".join(body).strip()]
+    """(heading, body) per section of underlined (reStructuredText) or `#` headings, nesting flattened."""
+    return [(path[-1] if path else "", body.strip()) for path, body in sections(text)]
