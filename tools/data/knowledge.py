@@ -198,8 +198,13 @@ _STOP = {"a", "an", "the", "of", "to", "in", "on", "at", "and", "or", "is", "are
 
 
 def split_sentences(text: str) -> list[str]:
-    """Prose sentences of a chunk in order; headings and code skipped, each list item its own sentence."""
+    """Prose sentences of a chunk in order; headings and code skipped, each list item its own sentence.
+
+    A chunk cut from a longer text may open or close mid-sentence; those fragments are left out (the
+    neighbouring chunk, which overlaps, holds the whole sentence).
+    """
     paragraphs: list[list[str]] = [[]]
+    bullets: set[int] = set()
     in_code = False
     for raw in text.splitlines():
         line = raw.strip()
@@ -213,11 +218,18 @@ def split_sentences(text: str) -> list[str]:
         if bullet:
             paragraphs.append([line[bullet.end():]])
             paragraphs.append([])
+            bullets.add(len(paragraphs) - 2)
         else:
             paragraphs[-1].append(line)
     out: list[str] = []
-    for lines in paragraphs:
+    last = max((n for n, lines in enumerate(paragraphs) if lines), default=-1)
+    for n, lines in enumerate(paragraphs):
         block = " ".join(lines)
+        if not out and re.match(r"[a-z]", block):  # the tail of a sentence the previous chunk began
+            block = re.split(r"(?<=[.!?])\s+", block, maxsplit=1)[1] if re.search(r"[.!?]\s", block) else ""
+        end = max(block.rfind(". "), block.rfind("? "), block.rfind("! "))
+        if n == last and n not in bullets and end > 0 and not re.search(r"[.!?:\"')\]]$", block):
+            block = block[:end + 1]  # the chunk was cut mid-sentence
         pieces = re.split(r"(?<=[.!?])\s+(?=[\"'(]?[A-Z0-9])", block) if block else []
         for piece in pieces:
             if out and re.search(r"\b(?:e\.g|i\.e|etc|Mr|Ms|Mrs|Dr|St|No|approx)\.$", out[-1]):
@@ -608,7 +620,10 @@ def build_knowledge(chunks: Iterable[ChunkLike], config: KnowledgeConfig | None 
     config = config or KnowledgeConfig()
     chunks = list(chunks)
     result = KnowledgeResult([], n_chunks=len(chunks))
-    facts = [chunk_facts(chunk, config) for chunk in chunks]
+    facts, seen = [], set()
+    for chunk in chunks:  # overlapping chunks repeat sentences: each is asked about in its first chunk only
+        facts.append([f for f in chunk_facts(chunk, config) if (chunk.doc_id, f.sentence) not in seen])
+        seen.update((chunk.doc_id, f.sentence) for f in facts[-1])
     result.n_facts = sum(map(len, facts))
     result.chunks_without_facts = sum(not f for f in facts)
     replies: list[_TeacherReply | None] = [None] * len(chunks)

@@ -240,3 +240,27 @@ def test_teacher_failures_fall_back_to_rules_for_those_chunks_only(tmp_path: Pat
                                    cache_dir=tmp_path / f"cache-{len(failure)}-{next(iter(failure))}")
             assert len(upstream.chat_requests()) == 2 * len(CHUNKS)
         assert down.teacher["fallback_chunks"] == len(CHUNKS) and down.examples == offline.examples
+
+
+def test_real_chunks_of_a_markdown_page_each_get_questions_and_overlap_is_asked_once() -> None:
+    from tools.data.chunk import ChunkConfig, chunk_document
+    from tools.data.ingest import Document
+
+    body = "\n\n".join(f"## {heading.split(' > ')[-1]}\n\n{text}" for heading, text in
+                       PAGES["offices.md"][1] + PAGES["leave.md"][1])
+    doc = Document("handbook", "Handbook", f"# Handbook\n\n{body}", "handbook.md")
+    chunks = chunk_document(doc, ChunkConfig(max_tokens=24, overlap_tokens=8))
+    result = build_knowledge(chunks)
+    assert len(chunks) > 4 and result.n_facts >= len(chunks)
+    fact_sentences = {s for c in chunks for s in split_sentences(c.text) if find_fact(s)}
+    factual = [_reply(e) for e in result.examples if e["meta"]["kind"] == "factual"]
+    assert sorted(factual) == sorted(fact_sentences)  # each once, though the overlap repeats some
+    assert "Notes go to Oskar Brandt in human resources." in factual  # the document's last sentence
+    assert all(e["meta"]["heading"].startswith("Handbook > ") for e in result.examples)
+    assert estimate_examples(chunks) == len(result.examples)
+
+
+def test_sentences_cut_by_a_chunk_window_are_not_asked_about() -> None:
+    assert split_sentences("weekdays. Visitors must sign in at reception. Parking costs €4.50 per day. Staff "
+                           "must wear their") == ["Visitors must sign in at reception.", "Parking costs €4.50 per day."]
+    assert split_sentences("Office hours are nine to five") == ["Office hours are nine to five"]
