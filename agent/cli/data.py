@@ -1,4 +1,4 @@
-"""`ingrain data ...`: dataset commands (validate) as a typer sub-app the main CLI mounts."""
+"""`ingrain data ...`: dataset commands (validate, crawl) as a typer sub-app the main CLI mounts."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from tools.errors import ToolError
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-data_app = typer.Typer(help="Dataset commands: validate a dataset before training on it.",
+    from tools.crawl import CrawlSummary
+
+data_app = typer.Typer(help="Dataset commands: validate a dataset before training on it, crawl a site for documents.",
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
@@ -49,9 +51,59 @@ LimitOpt = Annotated[int, typer.Option("--limit", min=0,
                                        help="Issues to list in the table (--json lists all).")]
 
 
+_CRAWL_HELP = (
+    "Crawl a site politely and save its pages, raw, for training documents.\n\n"
+    "robots.txt is obeyed (Disallow, Crawl-delay, Sitemap); one host gets one request per --delay at most; 429 and "
+    "5xx are retried with backoff; links are followed on the start URLs' hosts only.\n\n"
+    "OUT gets pages/ (one file per page), manifest.jsonl (url, final_url, status, content_type, title, path, "
+    "bytes, from_cache), summary.json and .cache/: run the same command again and unchanged pages are "
+    "revalidated (304) instead of downloaded, an interrupted crawl continues.\n\n"
+    "Private, loopback and link-local addresses are refused unless --allow-private; cloud metadata addresses "
+    "always are.\n\n"
+    "Exit code 0 when at least one page was saved, 1 when none could be."
+)
+UrlsArg = Annotated[list[str], typer.Argument(help="Start URLs (http or https).", show_default=False)]
+OutOpt = Annotated[Path, typer.Option("--out", help="Folder for pages/, manifest.jsonl, summary.json and the "
+                                                    "cache.", show_default=False)]
+MaxPagesOpt = Annotated[int, typer.Option("--max-pages", min=1, help="Pages to save at most.")]
+DepthOpt = Annotated[int, typer.Option("--depth", min=0, help="Link hops from a start URL (0: the start URLs "
+                                                              "only).")]
+DelayOpt = Annotated[float, typer.Option("--delay", min=0.0, help="Seconds between two requests to one host; a "
+                                                                  "robots.txt Crawl-delay raises it.")]
+AllowPrivateOpt = Annotated[bool, typer.Option("--allow-private", help="Allow private, loopback and link-local "
+                                                                       "addresses (an intranet, a local server).")]
+
+
 @data_app.callback()
 def data() -> None:
-    """Dataset commands: validate a dataset before training on it."""
+    """Dataset commands: validate a dataset before training on it, crawl a site for documents."""
+
+
+@data_app.command("crawl", help=_CRAWL_HELP)
+def crawl(urls: UrlsArg, out: OutOpt, max_pages: MaxPagesOpt = 50, depth: DepthOpt = 2,
+          delay: DelayOpt = 1.0, allow_private: AllowPrivateOpt = False, as_json: JsonOpt = False) -> None:
+    # Imported here: httpx and Protego are not needed for `ingrain --help`.
+    from tools.crawl import CrawlConfig, CrawlError
+    from tools.crawl import crawl as run_crawl
+
+    config = CrawlConfig(max_pages=max_pages, max_depth=depth, min_interval_s=delay, allow_private=allow_private,
+                         progress=True)
+    try:
+        summary = run_crawl(urls, out, config)
+    except CrawlError as exc:
+        if as_json:
+            emit_json({"error": {"type": "CrawlError", "message": str(exc), "exit_code": 1},
+                       "summary": exc.summary})
+            raise typer.Exit(code=1) from None
+        _fail(str(exc), as_json)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: what was fetched is in {escape(str(out))}/.cache; run the same command again to "
+                  "continue from it.", highlight=False)
+        raise typer.Exit(code=130) from None
+    if as_json:
+        emit_json(summary.to_dict())
+    else:
+        _render_crawl(Console(highlight=False), summary)
 
 
 @data_app.command("validate", help=_VALIDATE_HELP)
@@ -140,3 +192,33 @@ def _render(console: Console, report: ValidationReport, limit: int) -> None:
 
 def _severity(severity: str) -> str:
     return f"[red]{severity}[/red]" if severity == "error" else f"[yellow]{severity}[/yellow]"
+
+
+def _render_crawl(console: Console, summary: CrawlSummary) -> None:
+    table = Table(title=f"Crawl into {escape(summary.out_dir)}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [("pages saved", summary.pages_saved), ("downloaded", summary.fetched),
+            ("unchanged (304, from cache)", summary.from_cache), ("skipped by robots.txt", summary.skipped_robots),
+            ("skipped (not text)", summary.skipped_type), ("refused (private address)", summary.refused),
+            ("retries", summary.retries), ("gave up", summary.gave_up), ("cut at the page cap", summary.truncated),
+            ("bytes saved", f"{summary.bytes_saved:,}"), ("bytes downloaded", f"{summary.bytes_downloaded:,}"),
+            ("seconds", f"{summary.elapsed_s:.1f}")]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    errors = ", ".join(f"{kind} {n}" for kind, n in sorted(summary.errors.items()))
+    table.add_row("errors", f"[red]{errors}[/red]" if errors else "0")
+    console.print(table)
+    for note in summary.notes:
+        console.print(f"[yellow]note[/yellow]: {escape(note)}")
+    if summary.failures:
+        failures = Table(title=f"Failures ({min(10, len(summary.failures))} of {len(summary.failures)})",
+                         title_justify="left")
+        failures.add_column("kind")
+        failures.add_column("url", overflow="fold")
+        failures.add_column("detail", overflow="fold")
+        for failure in summary.failures[:10]:
+            failures.add_row(failure["kind"], escape(failure["url"]), escape(failure["detail"]))
+        console.print(failures)
+    console.print(f"[green]ok[/green]: {summary.pages_saved} pages in {escape(summary.pages_dir)}, listed in "
+                  f"{escape(summary.manifest_path)}")

@@ -157,14 +157,14 @@ class _Crawl:
             self._fail(exc)
             return []
         with self.lock:
-            self.summary.retries += got.tries - 1
+            self.summary.retries += got.retries
             self.summary.bytes_downloaded += got.downloaded
         if got.skipped_type:
             with self.lock:
                 self.summary.skipped_type += 1
             return []
         if got.status != 200:
-            self._fail(FetchFailed(f"http_{got.status}", url, f"HTTP {got.status}", tries=got.tries))
+            self._fail(FetchFailed(f"http_{got.status}", url, f"HTTP {got.status}", retries=got.retries))
             return []
         return self._save(got, depth)
 
@@ -201,7 +201,7 @@ class _Crawl:
             else:
                 s.errors[exc.kind] = s.errors.get(exc.kind, 0) + 1
             s.gave_up += exc.gave_up
-            s.retries += max(exc.tries - 1, 0)
+            s.retries += exc.retries
             if len(s.failures) < _MAX_FAILURES_LISTED:
                 s.failures.append({"url": exc.url, "kind": exc.kind, "detail": exc.detail})
             if exc.url in self.starts and exc.kind != "robots":

@@ -35,7 +35,8 @@ class Fetched:
     truncated: bool = False
     downloaded: int = 0
     """Bytes that came over the wire (0 for a 304)."""
-    tries: int = 1
+    retries: int = 0
+    """Requests repeated after a 429, 5xx or timeout (redirect hops are not retries)."""
     skipped_type: bool = False
     """The content type was not one asked for, so the body was never read."""
 
@@ -43,9 +44,9 @@ class Fetched:
 class FetchFailed(Exception):
     """A URL could not be fetched; `kind` is the counter it goes under (timeout, dns, refused, redirect_loop...)."""
 
-    def __init__(self, kind: str, url: str, detail: str, *, tries: int = 0, gave_up: bool = False) -> None:
+    def __init__(self, kind: str, url: str, detail: str, *, retries: int = 0, gave_up: bool = False) -> None:
         super().__init__(f"{url}: {detail}")
-        self.kind, self.url, self.detail, self.tries, self.gave_up = kind, url, detail, tries, gave_up
+        self.kind, self.url, self.detail, self.retries, self.gave_up = kind, url, detail, retries, gave_up
 
 
 class HostLimiter:
@@ -113,30 +114,30 @@ class Fetcher:
             if exc.url == url:
                 raise
             # Reported under the URL that was asked for, with where its redirects led.
-            raise FetchFailed(exc.kind, url, f"redirected to {exc.url}: {exc.detail}", tries=exc.tries,
+            raise FetchFailed(exc.kind, url, f"redirected to {exc.url}: {exc.detail}", retries=exc.retries,
                               gave_up=exc.gave_up) from None
 
     def _follow(self, hops: list[str], permit: Permit | None, accept: tuple[str, ...]) -> Fetched:
-        url, tries = hops[0], 0
+        url, retries = hops[0], 0
         while True:
             current = hops[-1]
-            self._guard(current, tries)
+            self._guard(current, retries)
             if permit and len(hops) > 1:  # the caller vetted the first URL; each redirect target is vetted here
                 permit(current)
             cached = self.cache.get(current)
-            status, headers, body, truncated, downloaded, used = self._with_retries(current, cached, accept, tries)
-            tries += used
+            status, headers, body, truncated, downloaded, used = self._with_retries(current, cached, accept, retries)
+            retries += used - 1
             if status in REDIRECTS and headers.get("location"):
                 target = normalize_url(headers["location"], current)
                 if not target:
                     raise FetchFailed("bad_redirect", url, f"{current} redirects to {headers['location']!r}",
-                                      tries=tries)
+                                      retries=retries)
                 if target in hops:
                     raise FetchFailed("redirect_loop", url, "redirect loop: " + " → ".join([*hops, target]),
-                                      tries=tries)
+                                      retries=retries)
                 if len(hops) > self.config.max_redirects:
                     raise FetchFailed("too_many_redirects", url, f"more than {self.config.max_redirects} "
-                                      "redirects", tries=tries)
+                                      "redirects", retries=retries)
                 hops.append(target)
                 continue
             now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -144,27 +145,27 @@ class Fetcher:
             if status == 304 and cached:
                 entry, cached_body = cached
                 return Fetched(url, current, entry.status, entry.content_type, cached_body, now, from_cache=True,
-                               truncated=entry.truncated, tries=tries)
+                               truncated=entry.truncated, retries=retries)
             fetched = Fetched(url, current, status, ctype, body, now, truncated=truncated, downloaded=downloaded,
-                              tries=tries, skipped_type=status == 200 and not _accepted(ctype, accept))
+                              retries=retries, skipped_type=status == 200 and not _accepted(ctype, accept))
             if status == 200 and not fetched.skipped_type:
                 self.cache.put(CacheEntry(current, current, status, ctype, headers.get("etag"),
                                           headers.get("last-modified"), now, truncated, ""), body)
             return fetched
 
-    def _guard(self, url: str, tries: int) -> None:
+    def _guard(self, url: str, retries: int) -> None:
         parts = urlsplit(url)
         host = parts.hostname or ""
         try:
             check_host(host, parts.port or DEFAULT_PORTS[parts.scheme], allow_private=self.config.allow_private,
                        allow_hosts=self.config.allow_hosts)
         except Refused as exc:
-            raise FetchFailed("refused", url, f"refused: {exc}", tries=tries) from None
+            raise FetchFailed("refused", url, f"refused: {exc}", retries=retries) from None
         except Unresolvable as exc:
-            raise FetchFailed("dns", url, str(exc), tries=tries) from None
+            raise FetchFailed("dns", url, str(exc), retries=retries) from None
 
     def _with_retries(self, url: str, cached: tuple[CacheEntry, bytes] | None, accept: tuple[str, ...],
-                      tries_before: int) -> tuple[int, httpx.Headers, bytes, bool, int, int]:
+                      retries_before: int) -> tuple[int, httpx.Headers, bytes, bool, int, int]:
         host = origin(url)
         kind = detail = ""
         for attempt in range(1, self.config.max_tries + 1):
@@ -176,10 +177,10 @@ class Fetcher:
                 kind, detail = "timeout", f"no response within {self.config.timeout_s:g}s"
             except httpx.ConnectError as exc:
                 raise FetchFailed("unreachable", url, f"cannot connect: {exc or 'connection refused'}",
-                                  tries=tries_before + attempt) from None
+                                  retries=retries_before + attempt - 1) from None
             except httpx.RemoteProtocolError as exc:
                 if "location header" in str(exc).lower():  # httpx parses Location even when not following it
-                    raise FetchFailed("bad_redirect", url, str(exc), tries=tries_before + attempt) from None
+                    raise FetchFailed("bad_redirect", url, str(exc), retries=retries_before + attempt - 1) from None
                 kind, detail = "network", f"{type(exc).__name__}: {exc}"
             except httpx.TransportError as exc:
                 kind, detail = "network", f"{type(exc).__name__}: {exc}"
@@ -194,7 +195,7 @@ class Fetcher:
             # The whole host waits, not only this URL: a 429 or a 503 is about the server, not the page.
             self.limiter.defer(host, min(wait, self.config.max_backoff_s))
         raise FetchFailed(kind, url, f"{detail}; gave up after {self.config.max_tries} tries",
-                          tries=tries_before + self.config.max_tries, gave_up=True)
+                          retries=retries_before + self.config.max_tries - 1, gave_up=True)
 
     def _once(self, url: str, cached: tuple[CacheEntry, bytes] | None,
               accept: tuple[str, ...]) -> tuple[int, httpx.Headers, bytes, bool, int]:
