@@ -14,9 +14,12 @@ from agent.state import State
 from agent.trace import Tracer, traced
 from evals.generate import generate_replies
 from tools import data as datasets
+from tools.crawl import CrawlConfig, crawl
 from tools.data import ingest, replay, synth
 from tools.models import resolve_base
 
+# A goal that names a site gets a bounded, polite crawl: enough pages for a small model, a minute or so per host.
+GATHER_CRAWL = CrawlConfig(max_pages=50, max_depth=2)
 # Below ~10 hold-out examples a verdict cannot claim significance; small data sets still keep 4/5 for training.
 MIN_HOLDOUT = 12
 
@@ -28,6 +31,13 @@ def gather(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if not document_sources:
         trace.decision("no documents to gather", "every source is a dataset of examples")
         return {"documents": None}
+    urls = [s["location"] for s in document_sources if s["kind"] == "url"]
+    if urls:
+        crawled = trace.tool("crawl", crawl, urls, runtime.context.run_dir / "crawl", GATHER_CRAWL)
+        trace.decision(f"read {crawled.pages_saved} crawled pages as documents", "pages are saved raw and ingest "
+                       "reads them like local HTML files", notes=crawled.notes)
+        document_sources = [*(s for s in document_sources if s["kind"] != "url"),
+                            {"kind": "folder", "location": crawled.pages_dir}]
     docs = trace.tool("collect_documents", ingest.collect_documents, document_sources,
                       runtime.context.run_dir / "documents.jsonl")
     for note in docs.notes:
