@@ -32,6 +32,9 @@ REPO = Path(__file__).resolve().parents[2]
 HUGE_BYTES = 20_000_000
 PAGE_CAP = 100_000
 DELAY = 0.2
+# A crawl in its own process, so that it can be killed or interrupted like a real one.
+CHILD_CRAWL = [sys.executable, "-c", "import sys; from tools.crawl import crawl, CrawlConfig; crawl([sys.argv[1]], "
+               "sys.argv[2], CrawlConfig(min_interval_s=0, allow_private=True, concurrency=1))"]
 
 
 @dataclass
@@ -379,9 +382,7 @@ def test_killed_crawl_continues_from_the_cache(tmp_path: Path, serve: Callable[[
     site = serve(Site(pages={"/": page(links), **{f"/p{i}": page(f"<p>page {i}</p>") for i in range(12)}},
                        robots="User-agent: *\nCrawl-delay: 0.2\n"))
     out = tmp_path / "out"
-    script = ("import sys; from tools.crawl import crawl, CrawlConfig; "
-              "crawl([sys.argv[1]], sys.argv[2], CrawlConfig(min_interval_s=0, allow_private=True, concurrency=1))")
-    child = subprocess.Popen([sys.executable, "-c", script, site.url + "/", str(out)], cwd=REPO,
+    child = subprocess.Popen([*CHILD_CRAWL, site.url + "/", str(out)], cwd=REPO,
                              env={**os.environ, "PYTHONPATH": str(REPO)})
     deadline = time.monotonic() + 30
     while len(list((out / ".cache").glob("*.json"))) < 5 and time.monotonic() < deadline:
@@ -396,6 +397,31 @@ def test_killed_crawl_continues_from_the_cache(tmp_path: Path, serve: Callable[[
     for path in cached_before - {"/robots.txt"}:
         assert [h.status for h in site.hits(path)] == [304], path
     assert summary.from_cache >= len(cached_before) - 2 and summary.fetched == 13 - summary.from_cache
+
+
+def test_ctrl_c_stops_soon_and_leaves_the_cache_and_a_summary(tmp_path: Path, serve: Callable[[Site], Site]) -> None:
+    links = "".join(f'<a href="/p{i}">p{i}</a>' for i in range(30))
+    site = serve(Site(pages={"/": page(links), **{f"/p{i}": page(f"<p>page {i}</p>") for i in range(30)}},
+                      robots="User-agent: *\nCrawl-delay: 2\n"))
+    out = tmp_path / "out"
+    child = subprocess.Popen([*CHILD_CRAWL, site.url + "/", str(out)], cwd=REPO, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.monotonic() + 30
+    while len(list((out / ".cache").glob("*.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    interrupted_at = time.monotonic()
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=30)
+    # Stopped well within one 2 s crawl-delay, not after the 28 pages still queued.
+    assert time.monotonic() - interrupted_at < 1.5
+    assert child.returncode != 0 and "KeyboardInterrupt" in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] and summary["pages_saved"] == len(manifest(out)) >= 1
+    assert not summary["errors"]
+    for entry in (out / ".cache").glob("*.json"):
+        meta = json.loads(entry.read_text())
+        assert (out / ".cache" / meta["body_file"]).is_file()
+    assert not list((out / ".cache").glob(".*.tmp"))
 
 
 def test_normalize_url_gives_one_spelling() -> None:

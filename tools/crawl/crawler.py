@@ -106,7 +106,6 @@ class _Crawl:
         self.robots: dict[str, Protego] = {}
         self.robots_locks: dict[str, threading.Lock] = {}
         self.lock = threading.Lock()
-        self.stopping = threading.Event()
 
     def run(self) -> CrawlSummary:
         started = time.monotonic()
@@ -135,7 +134,7 @@ class _Crawl:
                         update(self.summary, started)
         except KeyboardInterrupt:
             self.summary.interrupted = True
-            self.stopping.set()
+            self.fetcher.stopping.set()
             raise
         finally:
             # Requests in flight finish (each bounded by the timeout); queued ones are dropped. The cache only
@@ -147,7 +146,7 @@ class _Crawl:
         return self.summary
 
     def _visit(self, url: str, depth: int) -> list[str]:
-        if self.stopping.is_set() or self._full():
+        if self.fetcher.stopping.is_set() or self._full():
             return []
         try:
             if not self._allowed(url):
@@ -192,6 +191,8 @@ class _Crawl:
         return links
 
     def _fail(self, exc: FetchFailed) -> None:
+        if exc.kind == "interrupted":
+            return
         with self.lock:
             s = self.summary
             if exc.kind == "robots":

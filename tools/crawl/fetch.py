@@ -53,8 +53,8 @@ class HostLimiter:
     """The earliest moment each origin may be asked again, so requests to one host start at least
     `interval` apart whatever the number of threads; `defer` pushes that moment out (Retry-After, backoff)."""
 
-    def __init__(self, default_interval: float) -> None:
-        self.default_interval = default_interval
+    def __init__(self, default_interval: float, stopping: threading.Event) -> None:
+        self.default_interval, self.stopping = default_interval, stopping
         self._lock = threading.Lock()
         self._next: dict[str, float] = {}
         self._last: dict[str, float] = {}
@@ -77,7 +77,7 @@ class HostLimiter:
             start = max(now, self._next.get(host, 0.0))
             self._last[host] = start
             self._next[host] = start + self._interval.get(host, self.default_interval)
-        time.sleep(start - now)
+        self.stopping.wait(start - now)  # a Ctrl-C ends the wait instead of sitting out a long Crawl-delay
 
     def defer(self, host: str, seconds: float) -> None:
         with self._lock:
@@ -93,7 +93,9 @@ class Fetcher:
 
     def __init__(self, config: CrawlConfig, cache: PageCache) -> None:
         self.config, self.cache = config, cache
-        self.limiter = HostLimiter(config.min_interval_s)
+        self.stopping = threading.Event()
+        """Set on Ctrl-C: requests not yet sent are dropped, so the crawl stops within one timeout."""
+        self.limiter = HostLimiter(config.min_interval_s, self.stopping)
         # trust_env=False: a proxy from the environment would make the connection, not us, so the SSRF guard
         # would be checking an address nobody connects to.
         self.client = httpx.Client(
@@ -170,6 +172,8 @@ class Fetcher:
         kind = detail = ""
         for attempt in range(1, self.config.max_tries + 1):
             self.limiter.wait(host)
+            if self.stopping.is_set():
+                raise FetchFailed("interrupted", url, "the crawl was interrupted", retries=retries_before + attempt - 1)
             retry_after = 0.0
             try:
                 status, headers, body, truncated, downloaded = self._once(url, cached, accept)
@@ -184,6 +188,9 @@ class Fetcher:
                 kind, detail = "network", f"{type(exc).__name__}: {exc}"
             except httpx.TransportError as exc:
                 kind, detail = "network", f"{type(exc).__name__}: {exc}"
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:  # a body that does not decode, a URL httpx rejects
+                raise FetchFailed("bad_response", url, f"{type(exc).__name__}: {exc}",
+                                  retries=retries_before + attempt - 1) from None
             else:
                 if status != 429 and status < 500:
                     return status, headers, body, truncated, downloaded, attempt
