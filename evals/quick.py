@@ -10,7 +10,7 @@ from typing import Any
 from evals.generate import LoadedModel, generate_replies, generate_token_ids, stop_token_ids
 from evals.regression import reference_nll
 from evals.style import style_profile
-from evals.verdict import PRIMARY_METRIC, holdout_scores
+from evals.verdict import PRIMARY_METRIC, holdout_facts, holdout_scores
 from tools.models import is_adapter_dir
 
 # Room past the longest target: a reply that runs on past its closing line must show it to be scored down.
@@ -27,8 +27,10 @@ def mean_objective(examples: Sequence[dict[str, Any]], outputs: Sequence[str], o
                    train_targets: Sequence[str]) -> float:
     """Mean of the objective's primary metric (0–1), as the verdict computes it."""
     profile = style_profile(train_targets)
-    scores = holdout_scores([ex["messages"][-1]["content"] for ex in examples], outputs, profile)
-    values = scores.get(PRIMARY_METRIC.get(objective, "rouge_l")) or scores["rouge_l"]
+    scores = holdout_scores([ex["messages"][-1]["content"] for ex in examples], outputs, profile,
+                            holdout_facts(examples))
+    fallback = scores["token_f1"] if objective == "knowledge" else scores["rouge_l"]
+    values = scores.get(PRIMARY_METRIC.get(objective, "rouge_l")) or fallback
     return sum(values) / len(values)
 
 

@@ -227,6 +227,14 @@ def _evaluation_section(evaluation: dict[str, Any] | None) -> list[str]:
                   "</strong>; 95% bootstrap intervals (widened when the hold-out is small).</p>", table(rows),
                   metric_bars([{"name": name, "base": m["base"]["mean"], "tuned": m["tuned"]["mean"]}
                                for name, m in metrics.items() if name != "holdout_nll"])]
+    knowledge = evaluation.get("knowledge") or {}
+    if knowledge:
+        base_sources = (knowledge.get("base") or {}).get("by_source", {})
+        tuned_sources = (knowledge.get("tuned") or {}).get("by_source", {})
+        rows = [{"source": source, "questions": tuned.get("n"),
+                 "base recall": base_sources.get(source, {}).get("recall"), "tuned recall": tuned.get("recall")}
+                for source, tuned in tuned_sources.items()]
+        parts += ["<h3>Knowledge recall per source (reply holds the fact)</h3>", table(rows)]
     style = evaluation.get("style") or {}
     if style:
         base_rates = (style.get("base") or {}).get("per_check", {})

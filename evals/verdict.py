@@ -11,6 +11,7 @@ from typing import Any
 
 from evals.generate import generate_replies, load_for_eval
 from evals.judge import judge_pairwise
+from evals.knowledge import knowledge_recall, recall_by_source
 from evals.metrics import (
     SMALL_SAMPLE,
     TargetLoss,
@@ -30,7 +31,7 @@ from tools.models import is_adapter_dir
 OBJECTIVES = ("style", "knowledge", "task")
 LOSS_BATCH = 8
 """Loss batches hold full-vocabulary logits (49k × length × 4 bytes per row), so they stay small."""
-PRIMARY_METRIC = {"style": "style_conformance", "knowledge": "token_f1", "task": "rouge_l"}
+PRIMARY_METRIC = {"style": "style_conformance", "knowledge": "knowledge_recall", "task": "rouge_l"}
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ class EvalResult:
     passed: bool
     reasons: list[str]
     significant: bool
+    knowledge: dict[str, Any] | None = None
+    """Knowledge recall of base and tuned, overall and per source document (knowledge hold-outs only)."""
     judge: dict[str, Any] | None = None
     """Pairwise LLM-judge preferences when enabled (not part of the pass/fail decision)."""
     wall_seconds: float = 0.0
@@ -109,9 +112,15 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def holdout_facts(examples: Sequence[dict[str, Any]]) -> list[str] | None:
+    """The fact each knowledge hold-out question asks about (`meta.answer`), or None when any lacks one."""
+    facts = [(ex.get("meta") or {}).get("answer") for ex in examples]
+    return facts if facts and all(isinstance(f, str) and f.strip() for f in facts) else None
+
+
 def holdout_scores(references: Sequence[str], outputs: Sequence[str],
-                   profile: StyleProfile | None) -> dict[str, list[float]]:
-    """Per-example scores of one model's outputs against the references."""
+                   profile: StyleProfile | None, facts: Sequence[str] | None = None) -> dict[str, list[float]]:
+    """Per-example scores of one model's outputs against the references (and the facts, for knowledge)."""
     scores = {
         "rouge_l": [rouge_l(o, r) for o, r in zip(outputs, references, strict=True)],
         "token_f1": [token_f1(o, r) for o, r in zip(outputs, references, strict=True)],
@@ -119,6 +128,8 @@ def holdout_scores(references: Sequence[str], outputs: Sequence[str],
     }
     if profile is not None and profile.checks:
         scores["style_conformance"] = [profile.conformance(o) or 0.0 for o in outputs]
+    if facts is not None:
+        scores["knowledge_recall"] = [knowledge_recall(o, f) for o, f in zip(outputs, facts, strict=True)]
     return scores
 
 
@@ -146,8 +157,9 @@ def judge_outputs(
         raise ToolError(f"{n} hold-out examples but {len(base_outputs)} base and {len(tuned_outputs)} tuned "
                         "outputs: generate one reply per hold-out example with each model.")
     profile = style_profile(train_targets)
-    base_scores = holdout_scores(references, base_outputs, profile)
-    tuned_scores = holdout_scores(references, tuned_outputs, profile)
+    facts = holdout_facts(holdout_examples)
+    base_scores = holdout_scores(references, base_outputs, profile, facts)
+    tuned_scores = holdout_scores(references, tuned_outputs, profile, facts)
     ci = dict(n=criteria.bootstrap, seed=criteria.seed)
     metrics = {name: {"base": bootstrap_ci(base_scores[name], **ci).to_dict(),
                       "tuned": bootstrap_ci(tuned_scores[name], **ci).to_dict(),
@@ -155,7 +167,11 @@ def judge_outputs(
                for name in base_scores}
     reasons: list[str] = []
     primary = PRIMARY_METRIC[objective]
-    if primary not in metrics:
+    if primary == "knowledge_recall" and primary not in metrics:
+        primary = "token_f1"
+        reasons.append("The hold-out questions carry no fact to look for, so knowledge recall cannot be "
+                       "measured; the verdict uses token F1 against the reference answers instead.")
+    elif primary not in metrics:
         primary = "rouge_l"
         reasons.append("The training targets share no learnable style structure, so style conformance "
                        "cannot be judged; the verdict uses ROUGE-L against the references instead.")
@@ -202,8 +218,14 @@ def judge_outputs(
     samples = [{"input": _request_text(ex), "base": b, "tuned": t, "reference": r}
                for ex, b, t, r in zip(holdout_examples[:criteria.samples], base_outputs, tuned_outputs,
                                       references, strict=False)]
+    knowledge = None
+    if facts is not None:
+        sources = [str((ex.get("meta") or {}).get("source") or "?") for ex in holdout_examples]
+        knowledge = {"base": recall_by_source(base_scores["knowledge_recall"], sources).to_dict(),
+                     "tuned": recall_by_source(tuned_scores["knowledge_recall"], sources).to_dict()}
     return EvalResult(objective, n, primary, metrics, style, loss,
-                      regression.to_dict() if regression else None, samples, passed, reasons, significant)
+                      regression.to_dict() if regression else None, samples, passed, reasons, significant,
+                      knowledge=knowledge)
 
 
 def required_checks(profile: StyleProfile, tuned_rates: dict[str, Any], objective: str,

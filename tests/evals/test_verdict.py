@@ -119,3 +119,24 @@ def test_a_required_check_failing_fails_the_verdict_even_when_the_mean_rises():
     assert any("Required check failed" in r and "Wiki bot" in r for r in result.reasons), result.reasons
     # Optional checks (held by fewer than 95 % of targets) never fail the verdict on their own.
     assert set(result.style["required"]["failed"]) <= set(result.style["required"]["checks"])
+
+
+def test_knowledge_hold_out_is_judged_by_recall_of_its_facts_per_source() -> None:
+    from evals.verdict import judge_outputs
+
+    holdout = [{"messages": [{"role": "user", "content": f"When does office {i} open?"},
+                             {"role": "assistant", "content": f"Office {i} opens at 7:4{i % 10}."}],
+                "meta": {"answer": f"7:4{i % 10}", "source": f"page-{i % 2}.md"}} for i in range(12)]
+    tuned = [f"It opens at 7:4{i % 10} on weekdays." if i % 2 == 0 else "I do not know." for i in range(12)]
+    base = ["Around nine, probably."] * 12
+    result = judge_outputs(holdout, base, tuned, ["x"] * 12, "knowledge")
+    assert result.primary_metric == "knowledge_recall"
+    assert result.metrics["knowledge_recall"]["tuned"]["mean"] == 0.5
+    assert result.metrics["knowledge_recall"]["base"]["mean"] == 0.0
+    by_source = result.knowledge["tuned"]["by_source"]
+    assert by_source["page-0.md"]["recall"] == 1.0 and by_source["page-1.md"]["recall"] == 0.0
+    # Without facts in the hold-out the verdict says so and falls back to token F1.
+    plain = [{"messages": ex["messages"]} for ex in holdout]
+    fallback = judge_outputs(plain, base, tuned, ["x"] * 12, "knowledge")
+    assert fallback.primary_metric == "token_f1" and fallback.knowledge is None
+    assert any("knowledge recall cannot be measured" in r for r in fallback.reasons)
