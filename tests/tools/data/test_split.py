@@ -114,3 +114,20 @@ def test_jsonl_round_trip_and_bad_lines(tmp_path: Path) -> None:
         read_jsonl(path)
     with pytest.raises(ToolError, match="does not exist"):
         read_jsonl(tmp_path / "none.jsonl")
+
+
+def test_a_hold_out_chosen_elsewhere_is_sealed_as_the_test_file(tmp_path) -> None:
+    from tools.data.split import split_with_holdout
+
+    examples = [{"messages": [{"role": "user", "content": f"When is event {i}?"},
+                              {"role": "assistant", "content": f"At {i} o'clock."}]} for i in range(30)]
+    holdout = [{"messages": [{"role": "user", "content": f"What time does event {i} start?"},
+                             {"role": "assistant", "content": f"At {i} o'clock."}], "meta": {"answer": f"{i}"}}
+               for i in range(5)]
+    split = split_with_holdout(examples, holdout, tmp_path)
+    assert split.counts == (27, 3, 5)
+    assert read_jsonl(split.test_path) == holdout  # kept as given, meta included
+    trained = {ex["messages"][0]["content"] for ex in read_jsonl(split.train_path) + read_jsonl(split.val_path)}
+    assert not trained & {ex["messages"][0]["content"] for ex in holdout}
+    again = split_with_holdout(examples, holdout[:4], tmp_path / "other")
+    assert again.dataset_id != split.dataset_id  # the id covers the hold-out too
