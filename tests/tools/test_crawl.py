@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -261,7 +262,8 @@ def test_first_crawl_saves_pages_and_obeys_robots_delay_and_scope(twice: tuple) 
     assert any("crawl-delay of 0.2s" in note for note in summary.notes)
     # every request after robots.txt started at least the crawl-delay after the one before
     gaps = [b.at - a.at for a, b in itertools.pairwise(log)]
-    assert min(gaps) >= DELAY - 0.02, gaps
+    # (measured where the server received them: a loaded machine can delay one request a little more than the next)
+    assert min(gaps) >= DELAY - 0.05 and statistics.median(gaps) >= DELAY - 0.005, gaps
     # one request per page however the links spell it (fragment, empty query, query order, absolute form)
     assert len(site.hits("/a")) == 1 and [h.path for h in log].count("/page?a=1&b=2") == 1
     assert "/page?b=2&a=1" not in paths
@@ -328,6 +330,26 @@ def test_second_crawl_revalidates_and_downloads_no_unchanged_body(twice: tuple) 
     assert all(row["from_cache"] for row in manifest(out))
     # /since has no ETag: its Last-Modified went back as If-Modified-Since
     assert site.hits("/since")[0].status == 304
+
+
+def test_5xx_is_retried_and_a_failing_robots_txt_keeps_the_crawler_out(tmp_path: Path,
+                                                                        serve: Callable[[Site], Site]) -> None:
+    def unsteady(handler: BaseHTTPRequestHandler, hit: Hit) -> None:
+        if handler.served.calls["/"] <= 2:  # type: ignore[attr-defined]
+            return handler.reply(hit, 503, "text/html", b"busy")  # type: ignore[attr-defined]
+        ctype, body, headers = page("<p>up again</p>")
+        return handler.reply(hit, 200, ctype, body, headers)  # type: ignore[attr-defined]
+
+    site = serve(Site(pages={"/": unsteady}))
+    summary = crawl([site.url + "/"], tmp_path / "a", fast_config(max_tries=3))
+    assert [h.status for h in site.hits("/")] == [503, 503, 200]
+    assert summary.pages_saved == 1 and summary.retries == 2 and summary.gave_up == 0
+
+    down = serve(Site(pages={"/": page("<p>hi</p>"),
+                             "/robots.txt": lambda h, hit: h.reply(hit, 500, "text/plain", b"oops")}))
+    with pytest.raises(CrawlError, match=r"robots.txt at \S+ could not be read \(HTTP 500.*the host is left alone\.$"):
+        crawl([down.url + "/"], tmp_path / "b", fast_config())
+    assert [h.path for h in down.log] == ["/robots.txt", "/robots.txt"]  # retried, then nothing else asked
 
 
 def test_private_link_refused_without_allow_private(tmp_path: Path, serve: Callable[[Site], Site]) -> None:

@@ -75,6 +75,10 @@ class CrawlSummary:
 def crawl(start_urls: list[str], out_dir: Path | str, config: CrawlConfig | None = None) -> CrawlSummary:
     """Crawl from `start_urls` into `out_dir`: pages/ (raw bodies), manifest.jsonl, summary.json and .cache/.
 
+    A manifest row: url (as linked), final_url (after redirects), status (of the saved body, so 200),
+    content_type, fetched_at, title, path (relative to out_dir), bytes, from_cache (the server said 304),
+    truncated (cut at max_page_bytes) and depth. Running it again over the same out_dir revalidates the cache.
+
     Raises CrawlError when a start URL is not an http(s) URL, or when no page at all could be saved (robots.txt
     forbids the site, the guard refused it, the host is unreachable ...), with the reasons in the message.
     """
@@ -85,8 +89,9 @@ def crawl(start_urls: list[str], out_dir: Path | str, config: CrawlConfig | None
                          "e.g. https://docs.example.com/." if bad else "No start URL given.")
     summary = _Crawl([s for s in dict.fromkeys(starts) if s], Path(out_dir), config or CrawlConfig()).run()
     if summary.pages_saved == 0:
+        # Start URLs that failed, and what robots.txt said, are in the notes already.
         reasons = summary.notes + [f"{f['url']}: {f['detail']}" for f in summary.failures[:5]
-                                   if f"start URL {f['url']}" not in " ".join(summary.notes)]
+                                   if f["kind"] != "robots" and f"start URL {f['url']}" not in " ".join(summary.notes)]
         raise CrawlError(f"Saved no pages from {', '.join(start_urls)}. " + " ".join(
             r if r.endswith(".") else r + "." for r in reasons or ["Nothing in scope was found."]), summary.to_dict())
     return summary
@@ -260,7 +265,9 @@ class _Crawl:
         if delay:
             notes.append(f"robots.txt at {host} asks for a crawl-delay of {delay:g}s; requests there are spaced "
                          f"{self.fetcher.limiter.interval(host):g}s apart")
-        if not note and not rules.can_fetch(host + "/", ROBOTS_TOKEN):
+        if note:
+            pass  # the note already says the host is left alone
+        elif not rules.can_fetch(host + "/", ROBOTS_TOKEN):
             notes.append(f"robots.txt at {host} disallows the whole site for {ROBOTS_TOKEN}: no page there is fetched")
         else:
             notes += [f"robots.txt at {host} disallows start URL {url}" for url in self.starts
