@@ -15,7 +15,7 @@ from agent.trace import Tracer, traced
 from evals.generate import generate_replies
 from tools import data as datasets
 from tools.crawl import CrawlConfig, crawl
-from tools.data import ingest, replay, synth
+from tools.data import ingest, knowledge, replay, synth
 from tools.models import resolve_base
 
 # A goal that names a site gets a bounded, polite crawl: enough pages for a small model, a minute or so per host.
@@ -45,6 +45,29 @@ def gather(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     return {"documents": docs.to_dict()}
 
 
+def _knowledge_examples(documents: list[ingest.Document], runtime: Runtime[Context], trace: Tracer
+                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Questions about every fact of every passage (by a teacher LLM when one is configured, else by rule),
+    and a hold-out of facts spread over all sources, each asked in a phrasing its training questions lack."""
+    chunks = trace.tool("chunk_documents", ingest.chunk_documents, documents,
+                        out_path=runtime.context.run_dir / "chunks.jsonl")
+    teacher = knowledge.TeacherEndpoint.from_env()
+    trace.decision(f"teacher {teacher.model} at {teacher.base_url}" if teacher else "offline generators",
+                   "a teacher writes the factual and paraphrased questions of each passage (cached per request); "
+                   "cloze, section and passage examples are made by rule" if teacher else
+                   "no teacher is configured (INGRAIN_TEACHER_BASE_URL or OPENAI_BASE_URL): factual, cloze, "
+                   "paraphrased, section and passage examples are made by rule from every passage")
+    config = knowledge.KnowledgeConfig()
+    built = trace.tool("build_knowledge", knowledge.build_knowledge, chunks.chunks, config, teacher=teacher,
+                       cache_dir=runtime.context.workspace.root / "cache" / "teacher")
+    for note in built.notes:
+        trace.decision("knowledge data", note)
+    split = knowledge.knowledge_split(built.examples, config)
+    trace.decision(f"hold out {len(split.holdout)} facts", "one question per held-out fact, spread over every "
+                   "source and phrased unlike its training questions", by_source=split.holdout_by_source())
+    return split.train, split.holdout
+
+
 @traced
 def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     trace = Tracer(runtime.context, "build_data")
@@ -54,21 +77,25 @@ def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             examples += trace.tool("load_examples", datasets.load_examples, source["location"],
                                    skip_invalid=state.skip_invalid)
     cap = state.plan["estimate"].get("max_examples")
-    if state.documents:
+    out_dir = runtime.context.run_dir / "data"
+    if state.documents and state.spec["objective"] == "knowledge":
         documents = ingest.read_documents(state.documents["path"])
-        config = synth.SynthConfig(objective=state.spec["objective"])
-        if cap and len(documents) * config.questions_per_document > cap:
-            documents = random.Random(config.seed).sample(documents, max(4, cap // config.questions_per_document))
-            trace.decision(f"use {len(documents)} documents", f"the budget trains about {cap} examples for "
-                           "three epochs; a seeded sample keeps the run inside it")
-        trace.decision("offline generator", "no teacher LLM is used to write examples; documents become "
-                       f"{config.objective} examples by rule", questions_per_document=config.questions_per_document)
-        examples += trace.tool("synthesize_examples", synth.synthesize_examples, documents, config)
-    # Synthesized knowledge questions share their answer passage; keeping paraphrases on one side would leave
-    # the hold-out asking only about passages never trained on, when the goal is recall of the sources.
-    recall = bool(state.documents) and state.spec["objective"] == "knowledge"
-    split = trace.tool("split_dataset", datasets.split_dataset, examples, runtime.context.run_dir / "data",
-                       group_near_duplicates_together=not recall, min_test=min(MIN_HOLDOUT, len(examples) // 5))
+        train, holdout = _knowledge_examples(documents, runtime, trace)
+        split = trace.tool("split_with_holdout", datasets.split_with_holdout, examples + train, holdout, out_dir)
+    else:
+        if state.documents:
+            documents = ingest.read_documents(state.documents["path"])
+            config = synth.SynthConfig(objective=state.spec["objective"])
+            if cap and len(documents) * config.questions_per_document > cap:
+                documents = random.Random(config.seed).sample(documents,
+                                                              max(4, cap // config.questions_per_document))
+                trace.decision(f"use {len(documents)} documents", f"the budget trains about {cap} examples for "
+                               "three epochs; a seeded sample keeps the run inside it")
+            trace.decision("offline generator", "documents become style examples by rule",
+                           questions_per_document=config.questions_per_document)
+            examples += trace.tool("synthesize_examples", synth.synthesize_examples, documents, config)
+        split = trace.tool("split_dataset", datasets.split_dataset, examples, out_dir,
+                           min_test=min(MIN_HOLDOUT, len(examples) // 5))
     report = trace.tool("validate_dataset", datasets.validate_dataset, split.train_path)
     base = resolve_base(state.spec["base_model"], runtime.context.workspace)
     reply = functools.partial(generate_replies, base.path, max_new_tokens=64, batch_size=32,

@@ -10,6 +10,7 @@ from tools.data.split import (
     holdout_path,
     read_jsonl,
     split_dataset,
+    split_with_holdout,
     training_files,
     write_jsonl,
 )
@@ -25,5 +26,5 @@ __all__ = [
     "ACCEPTED", "FORMATS", "ISSUE_CODES", "SUPPORTED_FILES", "DatasetSplit", "Issue", "LengthStats",
     "Normalized", "Record", "ValidationReport", "detect_format", "example_key", "holdout_path",
     "load_examples", "measure_lengths", "near_duplicates", "normalize_record", "read_jsonl", "read_records",
-    "split_dataset", "training_files", "validate_dataset", "write_jsonl",
+    "split_dataset", "split_with_holdout", "training_files", "validate_dataset", "write_jsonl",
 ]

@@ -1,0 +1,48 @@
+"""A knowledge goal on a folder of pages, through the graph on the tiny model: every passage becomes
+questions, the hold-out asks about facts from every page in another phrasing, and the verdict is recall."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent import runner
+from memory import Store
+from tools.data import read_jsonl
+
+PAGES = {
+    "office.md": "# Riverside office\n\nThe Riverside office opens at 7:45 on weekdays. Visitors must sign in at "
+                 "the blue desk. The office closes at 18:30 on Fridays.\n\n## Parking\n\nStaff may park in "
+                 "level 3 of the Quay garage. The garage charges 4 euros per day for visitors.\n",
+    "leave.md": "# Leave\n\nEvery employee gets 27 days of paid leave per year. Sick leave must be reported "
+                "to Marta Ilves before 9:00. Unused leave expires on 31 March.\n\n## Parental leave\n\nParents "
+                "receive 16 weeks of paid parental leave. The request form is called PL-2.\n",
+    "tools.md": "# Tools\n\nThe build server is called Heron. Heron runs the nightly tests at 02:10. Access "
+                "requests go to the Kestrel team. Passwords must be rotated every 90 days.\n",
+}
+
+
+def test_a_knowledge_goal_trains_on_every_fact_and_is_judged_by_recall(tmp_path, tiny_model_dir) -> None:
+    folder = tmp_path / "handbook"
+    folder.mkdir()
+    for name, text in PAGES.items():
+        (folder / name).write_text(text)
+    outcome = runner.start(f"Put the contents of {folder} into a model so it can answer questions about it",
+                           base=str(tiny_model_dir), policy="auto", budget_minutes=20)
+    assert outcome.exit_code == 0, outcome.message
+    with Store.open() as store:
+        events = store.events(outcome.run_id)
+    tools = [e["name"] for e in events if e["kind"] == "tool_call"]
+    assert {"chunk_documents", "build_knowledge", "split_with_holdout"} <= set(tools)
+    data = Path(store.path).parent / "runs" / str(outcome.run_id) / "data"
+    train = read_jsonl(data / "train.jsonl") + read_jsonl(data / "val.jsonl")
+    holdout = read_jsonl(data / "holdout" / "test.jsonl")
+    # Every page is asked about, with the fact to look for, in questions training never saw.
+    assert {Path(ex["meta"]["source"]).name for ex in holdout} == set(PAGES)
+    assert not {ex["messages"][0]["content"] for ex in holdout} & {ex["messages"][0]["content"] for ex in train}
+    # Facts after each page's opening are trained on, not only the first sentence.
+    answers = " ".join(ex["messages"][-1]["content"] for ex in train)
+    for fact in ("18:30", "4 euros", "31 March", "PL-2", "02:10", "90 days"):
+        assert fact in answers, fact
+    evaluation = next(e for e in events if e["kind"] == "decision" and e["node"] == "evaluate"
+                      and e["name"].startswith("verdict"))
+    assert "knowledge_recall" in evaluation["data"]["reason"]
