@@ -20,6 +20,9 @@ from agent.errors import AgentError
 from memory.errors import StoreError
 from tools.errors import ToolError
 
+RUN_COMMANDS = ("run", "approve", "reject", "resume", "chat")
+"""Commands that drive an agent run, so an interrupted one is resumable with `ingrain resume`."""
+
 
 @app.callback()
 def root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
@@ -58,7 +61,13 @@ def main() -> None:
     except (KeyboardInterrupt, typer.Abort):
         code = 130
     if code == 130:  # typer turns Ctrl-C inside a command into exit code 130
-        err.print("interrupted: `ingrain runs` shows the run; `ingrain resume RUN` continues it.")
+        command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
+        if command in RUN_COMMANDS:
+            err.print("interrupted: `ingrain runs` shows the run; `ingrain resume RUN` continues it.")
+        elif command == "nightly":
+            err.print("interrupted: production is unchanged; the next `ingrain nightly` resumes its run.")
+        else:
+            err.print("interrupted.")
     sys.exit(code if isinstance(code, int) else 0)
 
 
