@@ -14,7 +14,10 @@ from typing import Annotated
 
 import typer
 
-from agent.cli import data, models, nightly, patterns, runs, serve  # noqa: F401  (each module adds its commands to `app`)
+# isort: off
+# Each module adds its commands to `app`, in the order `ingrain --help` lists them.
+from agent.cli import runs, models, data, serve, patterns, nightly  # noqa: F401
+# isort: on
 from agent.cli.common import DEBUG, JSON_MODE, app, emit_error, err, reserve_stdout_for_json
 from agent.errors import AgentError
 from memory.errors import StoreError
