@@ -1,6 +1,7 @@
-"""Acceptance: traffic through the real endpoint (tiny model), feedback through POST /v1/feedback, then
-`ingrain patterns --json` as a separate process finds the repeated prompt, the request cluster and the bad
-answers with their exact counts."""
+"""Acceptance: traffic through the real endpoint (tiny model) and, for the repeated prompt, through it to a
+teacher on loopback (`serve --upstream`), feedback through POST /v1/feedback, then `ingrain patterns --json`
+as a separate process finds the repeated prompt, the request cluster and the bad answers with their exact
+counts, and `ingrain nightly --dry-run` proposes the goals they make."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from memory.store import Store
+from tests.support.fake_upstream import FakeUpstream
 from tools.serve.config import ServeConfig
 from tools.serve.server import bound_port, running_server
 
@@ -36,17 +38,19 @@ def test_ingrain_patterns_finds_the_prompt_the_cluster_and_the_bad_answers(works
     asks = [f"{p} {w}" for p, w in itertools.islice(itertools.product(PROBLEMS, WHEN), 60)]
     sentences = [f"translate this sentence to French: {t} {v}" for t, v in
                  itertools.islice(itertools.product(THINGS, VERBS), 30)]
-    with running_server(ServeConfig(port=0, log_content="full"), workspace) as server, \
+    with FakeUpstream() as teacher, \
+            running_server(ServeConfig(port=0, log_content="full", upstream=teacher.url), workspace) as server, \
             httpx.Client(base_url=f"http://127.0.0.1:{bound_port(server)}", timeout=60) as http:
 
-        def chat(messages: list[dict[str, str]]) -> str:
-            reply = http.post("/v1/chat/completions", json={"model": "tiny-v1", "messages": messages,
+        def chat(messages: list[dict[str, str]], model: str = "tiny-v1") -> str:
+            reply = http.post("/v1/chat/completions", json={"model": model, "messages": messages,
                                                             "max_tokens": 4, "temperature": 0})
             assert reply.status_code == 200, reply.text
             return reply.json()["id"]
 
-        triage_ids = [chat([{"role": "system", "content": TRIAGE}, {"role": "user", "content": ask}])
-                      for ask in asks]
+        # The repeated prompt goes to the bigger model through the proxy: its answers are the teacher's.
+        triage_ids = [chat([{"role": "system", "content": TRIAGE}, {"role": "user", "content": ask}],
+                           model="teacher-large") for ask in asks]
         translate_ids = [chat([{"role": "user", "content": s}]) for s in sentences]
         corrected = {rid: f"Correct French for request {i}." for i, rid in enumerate(translate_ids[:10])}
         for rid, correction in corrected.items():
@@ -64,6 +68,7 @@ def test_ingrain_patterns_finds_the_prompt_the_cluster_and_the_bad_answers(works
     [prompt] = by_kind["system_prompt"]
     assert prompt["count"] == 60 and sorted(prompt["spec"]["request_ids"]) == sorted(triage_ids)
     assert prompt["label"] == "bicycle shop triage" and prompt["spec"]["strip_system"] is True
+    assert prompt["spec"]["teacher"] == "upstream" and prompt["spec"]["upstream_model"] == "teacher-large"
     assert prompt["state"] == "new" and prompt["score"] >= prompt["threshold"] and "60 times" in prompt["goal"]
 
     [translate] = [p for p in by_kind["cluster"] if "translate" in p["label"]]
@@ -77,3 +82,16 @@ def test_ingrain_patterns_finds_the_prompt_the_cluster_and_the_bad_answers(works
 
     summary = document["summary"]
     assert summary["rows_used"] == 90 and summary["embedder"] == "wordllama" and summary["actionable"] == 3
+
+    # The nightly would bake the prompt (60 teacher answers); the translation requests are too few to train
+    # yet, and the corrected ones are among them, so their goal rides along with the cluster's.
+    dry = subprocess.run([sys.executable, "-m", "agent.cli", "nightly", "--dry-run", "--json"], capture_output=True,
+                         text=True, timeout=300, stdin=subprocess.DEVNULL,
+                         env={**os.environ, "INGRAIN_HOME": str(workspace.root)})
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    proposals = {p["pattern_id"]: p for p in json.loads(dry.stdout)["patterns"]}
+    assert proposals[prompt["id"]]["action"] == "would_run" and proposals[prompt["id"]]["goal"] == prompt["goal"]
+    assert proposals[prompt["id"]]["data"]["sources"] == {"upstream": 60}
+    assert proposals[translate["id"]]["action"] == "too_small"
+    assert proposals[translate["id"]]["data"]["sources"] == {"local": 20, "correction": 10}
+    assert proposals[negative["id"]]["action"] == "covered" and translate["id"] in proposals[negative["id"]]["reason"]
