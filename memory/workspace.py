@@ -67,13 +67,14 @@ def atomic_dir(final: Path) -> Iterator[Path]:
         raise
 
 
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write `text` to `path` through a temp file and a rename, so the file is never half-written."""
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` through a temp file, fsync and a rename: a reader (or a process killed mid-write)
+    sees the old file or the new one, never half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -81,3 +82,8 @@ def atomic_write_text(path: Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` atomically; see `atomic_write_bytes`."""
+    return atomic_write_bytes(path, text.encode("utf-8"))

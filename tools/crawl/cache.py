@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from memory.workspace import atomic_write_bytes
 
 
 @dataclass
@@ -25,21 +25,6 @@ class CacheEntry:
     body_file: str
     """File name of the body in the cache folder; named by its own hash, so a new body never overwrites the one
     the current entry points at."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Temp file, fsync, rename: a reader (or a crawl killed mid-write) sees the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class PageCache:

@@ -21,8 +21,8 @@ from protego import Protego
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from memory.workspace import atomic_write_text
-from tools.crawl.cache import PageCache, atomic_write_bytes
+from memory.workspace import atomic_write_bytes, atomic_write_text
+from tools.crawl.cache import PageCache
 from tools.crawl.config import ROBOTS_TOKEN, CrawlConfig, CrawlError
 from tools.crawl.fetch import Fetched, Fetcher, FetchFailed
 from tools.crawl.urls import normalize_url, origin, page_links, same_site, sitemap_locations

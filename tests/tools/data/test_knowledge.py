@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.fake_upstream import FakeUpstream
+from tools.data.chunk import Chunk
 from tools.data.dedup import example_key
 from tools.data.formats import normalize_record
 from tools.data.knowledge import (
@@ -31,20 +31,6 @@ from tools.data.knowledge import (
 from tools.data.split import write_jsonl
 from tools.data.validate import validate_dataset
 from tools.errors import ToolError
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """The fields of tools.data.chunk.Chunk that knowledge generation reads."""
-
-    text: str
-    source: str
-    title: str
-    heading: str
-    index: int
-    n_tokens: int
-    doc_id: str
-
 
 PAGES = {
     "offices.md": ("Offices", [
