@@ -60,10 +60,18 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         lessons = store.lessons(limit=50)
     hardware = trace.tool("detect_hardware", estimate.detect_hardware)
     stats = trace.tool("source_stats", estimate.source_stats, spec["sources"])
-    # Documents become a few questions per ~300-word passage; each such example is ~150 tokens.
-    doc_examples = 3 * max(stats.documents, stats.words // 300)
+    local_docs = [s for s in spec["sources"] if s["kind"] in ("folder", "file", "builtin")]
+    if spec["objective"] == "knowledge" and stats.documents and len(local_docs) == len(
+            [s for s in spec["sources"] if s["kind"] != "dataset"]):
+        # Knowledge data is made by rule from every fact, so the count depends on the text: build it once
+        # offline now (seconds for a handbook) rather than guess, so the sweep's epochs fit the budget.
+        doc_examples, doc_tokens = trace.tool("preview_knowledge_data", preview_knowledge_data, local_docs,
+                                              runtime.context.run_dir / "plan-preview")
+    else:
+        # Documents become a few questions per ~300-word passage; each such example is ~150 tokens.
+        doc_examples, doc_tokens = 3 * max(stats.documents, stats.words // 300), 150.0
     examples = stats.examples + doc_examples
-    per_example = (stats.examples * stats.tokens_per_example() + doc_examples * 150) / max(examples, 1)
+    per_example = (stats.examples * stats.tokens_per_example() + doc_examples * doc_tokens) / max(examples, 1)
     # Hyperparameters named in the goal or in a rejection ("lr 1e-3", "2 trials") shape the grid.
     grid = sweep.default_grid(examples, lessons=lessons, feedback=" ".join([state.goal, *state.feedback]))
     budget = spec.get("budget_minutes") or (30 if hardware.device == "cpu" else 120)
@@ -98,6 +106,23 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "hardware": hardware.to_dict(), "estimate": est.to_dict(), "speeds": speeds.to_dict(),
         "lessons_used": [lesson["text"] for lesson in lessons[:5]],
     }}
+
+
+def preview_knowledge_data(sources: list[dict[str, Any]], folder: Path) -> tuple[int, float]:
+    """(training examples, mean tokens per example) that build_data's offline knowledge generator will make
+    from these local documents; a teacher replaces some kinds with about as many of its own."""
+    import json
+
+    from tools.data import ingest, knowledge
+
+    docs = ingest.collect_documents(sources, folder / "documents.jsonl")
+    chunks = ingest.chunk_documents(ingest.read_documents(docs.path)).chunks
+    config = knowledge.KnowledgeConfig()
+    split = knowledge.knowledge_split(knowledge.build_knowledge(chunks, config).examples, config)
+    if not split.train:
+        return 0, 150.0
+    chars = sum(len(json.dumps(ex["messages"], ensure_ascii=False)) for ex in split.train)
+    return len(split.train), chars / len(split.train) / 3.3
 
 
 def measure_speeds(spec: dict[str, Any], hardware: estimate.Hardware, lessons: list[dict[str, Any]], preset: str,

@@ -43,6 +43,10 @@ def test_a_knowledge_goal_trains_on_every_fact_and_is_judged_by_recall(tmp_path,
     answers = " ".join(ex["messages"][-1]["content"] for ex in train)
     for fact in ("18:30", "4 euros", "31 March", "PL-2", "02:10", "90 days"):
         assert fact in answers, fact
+    # The plan built the same offline data to size the budget: its estimate is what build_data made.
+    preview = next(e for e in events if e["kind"] == "tool_call" and e["name"] == "preview_knowledge_data")
+    planned = preview["data"]["result"][0]
+    assert planned == len(train), (planned, len(train))
     evaluation = next(e for e in events if e["kind"] == "decision" and e["node"] == "evaluate"
                       and e["name"].startswith("verdict"))
     assert "knowledge_recall" in evaluation["data"]["reason"]
