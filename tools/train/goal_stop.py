@@ -118,15 +118,20 @@ class GoalStopCallback(TrainerCallback):
             self._save_best(model)
         else:
             self._since_best += 1
+        if self._best_loss is None:
+            self._best_loss = val_loss  # the best score came before the first validation: compare from here
+        falling = self._loss_falling(val_loss)
         self._learned = self._learned or float(details.get("goal", value)) > 0
         self._perfect = self._perfect + 1 if value >= 0.999 else 0
         if self._perfect >= 2:
             self.trace.stop_reason, control.should_training_stop = "goal met on the validation sample", True
-        elif self._since_best >= self.stop.patience and self._learned and not self._loss_falling(val_loss):
+        elif self._since_best >= self.stop.patience and self._learned and not falling:
             self.trace.stop_reason = f"goal metric flat for {self.stop.patience} scores"
             control.should_training_stop = True
 
     def _loss_falling(self, val_loss: float | None) -> bool:
+        """Whether the validation loss fell by more than `loss_drop` since the best score (or, when the best
+        came before any validation, since the first validation after it)."""
         best = self._best_loss
         return val_loss is not None and best is not None and val_loss < best * (1 - self.stop.loss_drop)
 

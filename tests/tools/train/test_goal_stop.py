@@ -58,3 +58,32 @@ def test_training_continues_from_earlier_weights(tiny_model_dir, repetitive_data
     start, after = _weights(tmp_path / "a" / "adapter"), _weights(tmp_path / "b" / "adapter")
     assert any(float(start[k].abs().sum()) > 0 for k in start if "lora_B" in k)
     assert all((start[k] - after[k]).abs().max() < 1e-4 for k in start)
+
+
+def test_a_flat_metric_is_no_plateau_while_the_validation_loss_falls() -> None:
+    from types import SimpleNamespace
+
+    from tools.train.goal_stop import GoalStopCallback
+
+    class Weights:  # what the callback touches of a model: its train/eval switch
+        training = True
+
+        def eval(self) -> None:
+            self.training = False
+
+        def train(self) -> None:
+            self.training = True
+
+    scores = iter([0.2, 0.5, 0.5, 0.5, 0.5, 0.6, 0.6, 0.6, 0.6])
+    callback = GoalStopCallback(GoalStop(score=lambda m, t: next(scores), patience=3), tokenizer=None)
+    control = SimpleNamespace(should_training_stop=False)
+    # The best score (step 2) comes before the first validation loss; the loss then keeps falling.
+    for step, loss in zip(range(1, 6), [None, None, 2.0, 1.5, 1.0], strict=True):
+        callback._score(Weights(), step, control, loss)
+    assert not control.should_training_stop
+    # A new best at loss 0.9, then three flat scores whose loss no longer falls: a plateau.
+    for step, loss in ((6, 0.9), (7, 0.899), (8, 0.898)):
+        callback._score(Weights(), step, control, loss)
+    assert not control.should_training_stop
+    callback._score(Weights(), 9, control, 0.897)
+    assert control.should_training_stop and callback.trace.stop_reason.startswith("goal metric flat")
