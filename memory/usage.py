@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import time
 from collections import Counter
@@ -17,6 +18,14 @@ USAGE_COLUMNS = (
     "source", "partial", "route",
 )
 _USAGE_JSON = ("messages", "params")
+_BATCH = 500
+"""Ids per SQL `IN (...)`, well under SQLite's variable limit."""
+
+
+def system_hash(system: str | None) -> str | None:
+    """The `system_hash` a usage row keeps of its system prompt (sha256, also when the content is not kept):
+    what mining groups repeated prompts by and what a proxy route matches."""
+    return hashlib.sha256(system.encode("utf-8")).hexdigest() if system else None
 
 
 def log_requests(store: Store, rows: Iterable[dict[str, Any]]) -> int:
@@ -54,6 +63,17 @@ def usage_rows(store: Store, *, limit: int | None = 1000, since: float | None = 
     where, args = _filters(since, model, status)
     rows = store.db["usage"].rows_where(where, args, order_by="ts desc, rowid desc", limit=limit)
     return [_decode_usage(r) for r in rows]
+
+
+def usage_rows_by_id(store: Store, response_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The logged rows of these response ids (decoded), by id; ids never logged are absent."""
+    ids = list(dict.fromkeys(response_ids))
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), _BATCH):
+        chunk = ids[start:start + _BATCH]
+        for row in store.db["usage"].rows_where(f"id IN ({','.join('?' * len(chunk))})", chunk):
+            found[row["id"]] = _decode_usage(row)
+    return found
 
 
 def usage_row(store: Store, response_id: str) -> dict[str, Any] | None:

@@ -86,3 +86,24 @@ def test_keys_are_stored_only_as_hashes_and_verify_until_revoked(store: Store, w
         keys.revoke_key(store, found["id"])
     with pytest.raises(StoreError, match="name"):
         keys.create_key(store, "  ")
+
+
+def test_feedback_by_response_folds_to_the_latest_rating_and_correction(tmp_path) -> None:
+    from memory.feedback import add_feedback, feedback_by_response
+    from memory.usage import log_requests, system_hash, usage_rows_by_id
+
+    store = Store(tmp_path / "f.db")
+    log_requests(store, [{"id": f"r{i}", "status": "ok", "messages": [{"role": "user", "content": "hi"}]}
+                         for i in range(3)])
+    add_feedback(store, "r0", rating=-1, correction="first")
+    add_feedback(store, "r0", rating=1, correction="second")
+    add_feedback(store, "r1", correction="only a fix")
+    folded = feedback_by_response(store, ["r0", "r1", "r2"])
+    assert (folded["r0"].rating, folded["r0"].correction, folded["r0"].ratings) == (1, "second", {-1, 1})
+    assert (folded["r1"].rating, folded["r1"].correction) == (None, "only a fix") and "r2" not in folded
+    assert feedback_by_response(store).keys() == folded.keys()
+    rows = usage_rows_by_id(store, ["r2", "nope", "r0"])
+    assert sorted(rows) == ["r0", "r2"] and rows["r0"]["messages"] == [{"role": "user", "content": "hi"}]
+    assert system_hash("Be brief.") == system_hash("Be brief.") != system_hash("Be kind.")
+    assert system_hash(None) is None and system_hash("") is None
+    store.close()

@@ -12,13 +12,14 @@ so callers can stop sending it.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memory.feedback import ResponseFeedback, feedback_by_response
 from memory.store import Store
+from memory.usage import usage_rows_by_id
 from tools.data.dedup import example_key
 from tools.data.split import write_jsonl
 
@@ -26,7 +27,6 @@ MIN_EXAMPLES = 50
 """Below this many usable examples a pattern is reported, not trained: the run keeps a fifth as its sealed
 hold-out, and a verdict on fewer than 10 hold-out examples cannot claim significance, so nothing smaller
 could ever be promoted."""
-_BATCH = 500
 
 
 @dataclass
@@ -49,41 +49,15 @@ class LogExamples:
         return asdict(self)
 
 
-def _feedback(store: Store, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Per response: its latest rating and latest correction."""
-    latest: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), _BATCH):
-        chunk = ids[start:start + _BATCH]
-        rows = store.db.conn.execute(
-            f"SELECT response_id, rating, correction FROM feedback WHERE response_id IN ({','.join('?' * len(chunk))}) "
-            "ORDER BY id", chunk).fetchall()
-        for response_id, rating, correction in rows:
-            entry = latest.setdefault(response_id, {"rating": None, "correction": None})
-            if rating is not None:
-                entry["rating"] = rating
-            if correction:
-                entry["correction"] = correction
-    return latest
-
-
-def _usage(store: Store, ids: list[str]) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), _BATCH):
-        chunk = ids[start:start + _BATCH]
-        for row in store.db["usage"].rows_where(f"id IN ({','.join('?' * len(chunk))})", chunk):
-            found[row["id"]] = row
-    return found
-
-
-def _taught(row: dict[str, Any], fb: dict[str, Any] | None) -> tuple[str | None, str]:
+def _taught(row: dict[str, Any], fb: ResponseFeedback | None) -> tuple[str | None, str]:
     """(reply to teach, where it came from) or (None, why not)."""
-    if fb and fb.get("correction"):
-        return fb["correction"], "correction"
+    if fb and fb.correction:
+        return fb.correction, "correction"
     if row["status"] != "ok":
         return None, "not_ok"
     if row.get("partial"):
         return None, "partial"
-    if fb and fb.get("rating") == -1:
+    if fb and fb.rating == -1:
         return None, "rated_down"
     if not row.get("response"):
         return None, "no_content"
@@ -94,19 +68,18 @@ def examples_from_log(store: Store, request_ids: list[str], out_path: Path | str
                       strip_system: bool = False, min_examples: int = MIN_EXAMPLES) -> LogExamples:
     """Write the chat examples the logged requests teach to `out_path` (atomically); see the module doc."""
     ids = list(dict.fromkeys(request_ids))
-    rows, feedback = _usage(store, ids), _feedback(store, ids)
+    rows, feedback = usage_rows_by_id(store, ids), feedback_by_response(store, ids)
     skipped: Counter[str] = Counter()
     examples: dict[str, tuple[dict[str, Any], str]] = {}
-    for request_id in ids:
+    # Oldest first, so a later answer to the same input replaces an earlier one.
+    for request_id in sorted(ids, key=lambda i: rows[i]["ts"] if i in rows else 0.0):
         row = rows.get(request_id)
         if row is None:
             skipped["missing"] += 1
             continue
-        try:
-            messages = json.loads(row["messages"]) if row.get("messages") else None
-        except json.JSONDecodeError:
-            messages = None
-        if not messages or not isinstance(messages, list) or messages[-1].get("role") != "user":
+        messages = row.get("messages")
+        if not isinstance(messages, list) or not messages or not isinstance(messages[-1], dict) \
+                or messages[-1].get("role") != "user":
             skipped["no_content"] += 1
             continue
         reply, origin = _taught(row, feedback.get(request_id))
@@ -117,7 +90,6 @@ def examples_from_log(store: Store, request_ids: list[str], out_path: Path | str
         if row.get("system_prompt") and not strip_system:
             chat.insert(0, {"role": "system", "content": row["system_prompt"]})
         example = {"messages": [*chat, {"role": "assistant", "content": reply}]}
-        # A later answer to the same input replaces an earlier one: corrections and newer teachers win.
         key = example_key({"messages": chat})
         if key in examples:
             skipped["duplicate"] += 1
