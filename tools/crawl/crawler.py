@@ -14,12 +14,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from protego import Protego
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from memory.workspace import atomic_write_bytes, atomic_write_text
 from tools.crawl.cache import PageCache
@@ -27,11 +23,15 @@ from tools.crawl.config import ROBOTS_TOKEN, CrawlConfig, CrawlError
 from tools.crawl.fetch import Fetched, Fetcher, FetchFailed
 from tools.crawl.urls import normalize_url, origin, page_links, same_site, sitemap_locations
 
+if TYPE_CHECKING:  # protego and rich load when a crawl runs, not when the agent graph is imported
+    from protego import Protego
+
 PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "text/markdown")
 """Content types saved as pages; anything else (PDF, images, ...) is skipped before its body is read."""
 _EXTENSIONS = {"text/html": ".html", "application/xhtml+xml": ".html", "text/plain": ".txt", "text/markdown": ".md"}
 _MAX_SITEMAPS = 10
 _MAX_FAILURES_LISTED = 200
+_KEEP_OUT = "User-agent: *\nDisallow: /\n"
 
 
 @dataclass
@@ -240,13 +240,15 @@ class _Crawl:
             return self.robots[host]
 
     def _fetch_robots(self, host: str) -> Protego:
+        from protego import Protego
+
         note = None
         try:
             got = self.fetcher.get(host + "/robots.txt")
             if got.status == 200:
                 rules = Protego.parse(got.body.decode("utf-8", errors="replace"))
             elif got.status >= 500:
-                rules = Protego.parse("User-agent: *\nDisallow: /\n")
+                rules = Protego.parse(_KEEP_OUT)
                 note = f"robots.txt at {host} answered HTTP {got.status}; the host is left alone until it can be read"
             else:  # 4xx: no robots.txt, everything is allowed
                 rules = Protego.parse("")
@@ -255,7 +257,7 @@ class _Crawl:
             # the same way for its pages, which report it.
             if exc.kind in ("refused", "dns", "unreachable"):
                 return Protego.parse("")
-            rules = Protego.parse("User-agent: *\nDisallow: /\n")
+            rules = Protego.parse(_KEEP_OUT)
             note = f"robots.txt at {host} could not be read ({exc.detail}); the host is left alone"
         delay = rules.crawl_delay(ROBOTS_TOKEN) or 0.0
         rate = rules.request_rate(ROBOTS_TOKEN)
@@ -265,11 +267,10 @@ class _Crawl:
         if delay:
             notes.append(f"robots.txt at {host} asks for a crawl-delay of {delay:g}s; requests there are spaced "
                          f"{self.fetcher.limiter.interval(host):g}s apart")
-        if note:
-            pass  # the note already says the host is left alone
-        elif not rules.can_fetch(host + "/", ROBOTS_TOKEN):
+        # A note already says the host is left alone; otherwise say what robots.txt keeps out.
+        if not note and not rules.can_fetch(host + "/", ROBOTS_TOKEN):
             notes.append(f"robots.txt at {host} disallows the whole site for {ROBOTS_TOKEN}: no page there is fetched")
-        else:
+        elif not note:
             notes += [f"robots.txt at {host} disallows start URL {url}" for url in self.starts
                       if origin(url) == host and not rules.can_fetch(url, ROBOTS_TOKEN)]
         with self.lock:
@@ -319,6 +320,16 @@ class _Crawl:
         if not self.config.progress:
             yield lambda summary, started: None
             return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         columns = (TextColumn("[bold]crawl[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
                    TimeElapsedColumn(), TimeRemainingColumn())
         with Progress(*columns, console=Console(stderr=True), transient=False) as progress:

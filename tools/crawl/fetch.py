@@ -9,14 +9,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import httpx
 
 from tools.crawl.cache import CacheEntry, PageCache
 from tools.crawl.config import CrawlConfig
 from tools.crawl.guard import Refused, Unresolvable, check_host
 from tools.crawl.urls import DEFAULT_PORTS, normalize_url, origin
+
+if TYPE_CHECKING:  # httpx loads when a crawl starts, not when the agent graph imports tools.crawl
+    import httpx
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
@@ -92,6 +94,8 @@ class Fetcher:
     """Fetches URLs for one crawl over one pooled httpx client; safe to call from several threads."""
 
     def __init__(self, config: CrawlConfig, cache: PageCache) -> None:
+        import httpx
+
         self.config, self.cache = config, cache
         self.stopping = threading.Event()
         """Set on Ctrl-C: requests not yet sent are dropped, so the crawl stops within one timeout."""
@@ -168,6 +172,8 @@ class Fetcher:
 
     def _with_retries(self, url: str, cached: tuple[CacheEntry, bytes] | None, accept: tuple[str, ...],
                       retries_before: int) -> tuple[int, httpx.Headers, bytes, bool, int, int]:
+        import httpx
+
         host = origin(url)
         kind = detail = ""
         for attempt in range(1, self.config.max_tries + 1):
