@@ -9,7 +9,7 @@ import math
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +32,12 @@ from tools.serve.schemas import (
     chunk_event,
     completion_body,
     parse_body,
+    parse_json,
     usage_block,
+    validate_body,
 )
 from tools.serve.slot import LoadedModel, ModelSlot
-from tools.serve.upstream import Upstream, lenient_chat, upstream_request
+from tools.serve.upstream import Upstream, lenient_chat
 from tools.serve.usage import UsageWriter
 
 log = logging.getLogger("ingrain.serve")
@@ -195,14 +197,12 @@ class LocalAnswer:
     reply_model: str
     """The `model` the response carries: the version, or for a routed request the name the client asked for."""
     route: str | None = None
-    after: Any = None
+    after: Callable[[GenerationResult], None] | None = None
     """Called with the result (from the worker thread) once the job ends; a routed request's shadow check."""
 
 
-def _prepare_local(req: ChatRequest, loaded: LoadedModel, config: ServeConfig, *, route: str | None = None,
-                   strip_system: bool = False) -> LocalAnswer:
-    chat = req.chat()
-    prompt_ids = _tokenize(loaded, [m for m in chat if m["role"] != "system"] if strip_system else chat)
+def _local_answer(req: ChatRequest, loaded: LoadedModel, prompt_ids: list[int], config: ServeConfig, *,
+                  route: str | None = None) -> LocalAnswer:
     params = _params(req, loaded, len(prompt_ids), config)
     return LocalAnswer(req, loaded, prompt_ids, params, req.model if route else loaded.name, route=route)
 
@@ -269,22 +269,24 @@ def create_app(config: ServeConfig, db_path: Path, slot: ModelSlot) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         started = time.time()
-        key_id, req, loaded, prompt_ids, body = None, None, None, None, None
+        key_id, req, loaded, prompt_ids, local = None, None, None, None, None
         try:
             key_id = state.authenticate(request)
             raw = await request.body()
             loaded = await slot.refresh()
-            body = upstream_request(raw, (loaded.name, MODEL_ALIAS)) if state.upstream else None
-            if body is not None:
-                return await upstream_bound(raw, body, started, key_id, loaded)
-            req = parse_body(raw, ChatRequest)
-            _check_model(req, loaded)
-            local = _prepare_local(req, loaded, config)
-            prompt_ids = local.prompt_ids
+            body = parse_json(raw)
+            model = body.get("model")
+            # Any other model name goes upstream as it is (the relay logs it, refusals included).
+            if not (state.upstream and isinstance(model, str) and model not in (loaded.name, MODEL_ALIAS)):
+                req = validate_body(body, ChatRequest)
+                _check_model(req, loaded)
+                prompt_ids = _tokenize(loaded, req.chat())
+                local = _local_answer(req, loaded, prompt_ids, config)
         except ApiError as exc:
-            if body is None:
-                _log_refusal(state, exc, started, key_id, req, loaded, prompt_ids)
+            _log_refusal(state, exc, started, key_id, req, loaded, prompt_ids)
             raise
+        if local is None:
+            return await upstream_bound(raw, body, started, key_id, loaded)
         return await answer_locally(local, started, key_id)
 
     async def upstream_bound(raw: bytes, body: dict[str, Any], started: float, key_id: int | None,
@@ -293,8 +295,11 @@ def create_app(config: ServeConfig, db_path: Path, slot: ModelSlot) -> FastAPI:
         found = state.router.match(lenient_chat(body), body["model"]) if state.router else None
         if found is not None:
             try:
-                local = _prepare_local(parse_body(raw, ChatRequest), loaded, config, route=found["pattern_id"],
-                                       strip_system=bool(found["match"].get("strip_system")))
+                req = validate_body(body, ChatRequest)
+                chat = req.chat()
+                if found["match"].get("strip_system"):
+                    chat = [m for m in chat if m["role"] != "system"]
+                local = _local_answer(req, loaded, _tokenize(loaded, chat), config, route=found["pattern_id"])
             except ApiError as exc:
                 # Anything the local model cannot take (n > 1, too long, unknown fields) stays upstream.
                 log.info("route %s: sending a request upstream instead (%s)", found["pattern_id"], exc.message)
@@ -304,7 +309,7 @@ def create_app(config: ServeConfig, db_path: Path, slot: ModelSlot) -> FastAPI:
                 return await answer_locally(local, started, key_id)
         return await state.upstream.relay(raw, body, key_id=key_id, started=started)
 
-    def shadow_check(body: dict[str, Any], pattern_id: str, key_id: int | None) -> Any:
+    def shadow_check(body: dict[str, Any], pattern_id: str, key_id: int | None) -> Callable[[GenerationResult], None]:
         loop = asyncio.get_running_loop()
 
         async def compare(local_text: str) -> None:

@@ -77,14 +77,24 @@ class FeedbackRequest(BaseModel):
     comment: str | None = None
 
 
-def parse_body(raw: bytes, model: type[BaseModel]) -> Any:
-    """Validate a JSON body, turning every failure into a 400 that names the offending field."""
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object, or a 400 saying why it is not one."""
     try:
         data = json.loads(raw or b"")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"The request body is not valid JSON ({exc}).", code="invalid_json") from None
     if not isinstance(data, dict):
         raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
+    return data
+
+
+def parse_body(raw: bytes, model: type[BaseModel]) -> Any:
+    """Validate a JSON body, turning every failure into a 400 that names the offending field."""
+    return validate_body(parse_json(raw), model)
+
+
+def validate_body(data: dict[str, Any], model: type[BaseModel]) -> Any:
+    """`parse_body` for a body already parsed by `parse_json`."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -48,16 +48,6 @@ def lenient_chat(body: dict[str, Any]) -> list[dict[str, str]]:
     return chat
 
 
-def upstream_request(raw: bytes, local_names: tuple[str, ...]) -> dict[str, Any] | None:
-    """The parsed body of a chat request for a model not served here (one of `local_names`), else None."""
-    try:
-        body = json.loads(raw or b"")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None  # the local path answers 400 with the reason
-    model = body.get("model") if isinstance(body, dict) else None
-    return body if isinstance(model, str) and model not in local_names else None
-
-
 @dataclass
 class Relayed:
     """What one upstream call produced: the numbers and text its usage row needs."""

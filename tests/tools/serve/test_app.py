@@ -112,8 +112,10 @@ def test_malformed_requests_get_openai_style_errors(store, workspace) -> None:
             client(base).chat.completions.create(model="tiny-v1", messages=HI, n=2)
         route = httpx.get(base + "/v1/nothing-here")
         assert route.status_code == 404 and set(route.json()["error"]) >= {"message", "type", "code"}
-    statuses = sorted(r["status"] for r in usage.usage_rows(store))
-    assert statuses == ["invalid_request"] * 6 + ["not_found"]
+    rows = usage.usage_rows(store)
+    assert sorted(r["status"] for r in rows) == ["invalid_request"] * 6 + ["not_found"]
+    too_long_row = next(r for r in rows if "maximum context length" in r["error"])
+    assert too_long_row["prompt_tokens"] > 1024  # a refusal after tokenizing still logs the prompt's length
 
 
 def test_promote_and_rollback_while_streaming(store, workspace, tiny_model_dir, tmp_path: Path) -> None:
