@@ -1,0 +1,55 @@
+"""Knowledge examples that cover every fact of every chunk: rule-made questions, an optional teacher, a hold-out.
+
+Each sentence that states a fact (a number, a name, a definition, a rule) gets questions of several kinds,
+each answered from that chunk, so a trained model learns the middle of a page and not only its opening; the
+hold-out asks about facts spread over the corpus in a phrasing the training set does not use for that fact.
+
+config: settings and the example shape · facts: which sentences, which span · questions: questions by rule ·
+teacher: the optional endpoint · build: build, check, estimate and the hold-out split.
+"""
+
+from tools.data.knowledge.build import (
+    KnowledgeResult,
+    KnowledgeSplit,
+    build_knowledge,
+    check_examples,
+    estimate_examples,
+    knowledge_split,
+)
+from tools.data.knowledge.config import (
+    DEFAULT_TEACHER_MODEL,
+    OFFLINE_KINDS,
+    TEACHER_KIND,
+    ChunkLike,
+    KnowledgeConfig,
+    chunk_id,
+    knowledge_example,
+    topic,
+)
+from tools.data.knowledge.facts import Fact, chunk_facts, find_fact, split_sentences
+from tools.data.knowledge.questions import (
+    cloze,
+    embedded_question,
+    factual_question,
+    offline_examples,
+    paraphrases,
+    support,
+)
+from tools.data.knowledge.teacher import (
+    TEACHER_PROMPT,
+    TEACHER_SYSTEM,
+    TeacherEndpoint,
+    TeacherReply,
+    ask_teacher,
+    parse_teacher_pairs,
+    teacher_examples,
+    teacher_messages,
+)
+
+__all__ = [
+    "DEFAULT_TEACHER_MODEL", "OFFLINE_KINDS", "TEACHER_KIND", "TEACHER_PROMPT", "TEACHER_SYSTEM", "ChunkLike", "Fact",
+    "KnowledgeConfig", "KnowledgeResult", "KnowledgeSplit", "TeacherEndpoint", "TeacherReply", "ask_teacher",
+    "build_knowledge", "check_examples", "chunk_facts", "chunk_id", "cloze", "embedded_question", "estimate_examples",
+    "factual_question", "find_fact", "knowledge_example", "knowledge_split", "offline_examples", "paraphrases",
+    "parse_teacher_pairs", "split_sentences", "support", "teacher_examples", "teacher_messages", "topic",
+]

@@ -1,0 +1,88 @@
+"""Knowledge generation settings, what it reads from a chunk, and the example every kind of question becomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tools.errors import ToolError
+
+OFFLINE_KINDS = ("factual", "answer_first", "cloze", "paraphrase", "section", "passage")
+TEACHER_KIND = "teacher"
+DEFAULT_TEACHER_MODEL = "gpt-4o-mini"
+
+
+class ChunkLike(Protocol):
+    """What knowledge generation reads from a chunk (tools.data.chunk.Chunk has these fields)."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def heading(self) -> str: ...
+    @property
+    def index(self) -> int: ...
+    @property
+    def doc_id(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class KnowledgeConfig:
+    """Which questions each chunk gets, how they are checked, and how the hold-out is drawn."""
+
+    kinds: tuple[str, ...] = field(default=OFFLINE_KINDS, metadata={
+        "help": f"Offline kinds to generate, any of {OFFLINE_KINDS}; passage = recite the whole chunk."})
+    max_facts_per_chunk: int = field(default=16, metadata={
+        "help": "Fact sentences used per chunk; when a chunk has more, they are spread over all of it."})
+    paraphrases_per_fact: int = field(default=1, metadata={
+        "help": "Rule-made rephrasings per fact (synonyms, reordered clauses); the hold-out draws from them."})
+    section_answer_words: int = field(default=120, metadata={
+        "help": "The section question's answer is the chunk's fact sentences, cut near this many words."})
+    seed: int = 42
+    holdout_share: float = field(default=0.2, metadata={
+        "help": "Share of each source's facts that get one hold-out question (at least one per source)."})
+    holdout_kinds: tuple[str, ...] = field(default=("paraphrase", TEACHER_KIND), metadata={
+        "help": "Kinds a hold-out question may have, in order of preference; its fact trains on the others."})
+    support_threshold: float = field(default=0.6, metadata={
+        "help": "Share of an answer's content words that must appear in its chunk; below it is rejected."})
+    system_prompt: str = field(default="", metadata={"help": "A system turn for every example; empty = none."})
+    teacher_pairs_per_chunk: int = field(default=6, metadata={"help": "Question/answer pairs asked per chunk."})
+    teacher_replaces: tuple[str, ...] = field(default=("factual", "answer_first", "paraphrase"), metadata={
+        "help": "Offline kinds a chunk drops when the teacher answered for it (they come back if it failed)."})
+    teacher_concurrency: int = field(default=4, metadata={"help": "Chunks asked at the same time."})
+    teacher_retries: int = field(default=2, metadata={
+        "help": "Retries per chunk after a timeout, 429/5xx or unusable JSON; then the chunk goes offline."})
+    teacher_backoff_s: float = field(default=1.0, metadata={"help": "First retry wait; doubles each retry."})
+    teacher_timeout_s: float = field(default=60.0, metadata={"help": "Seconds per teacher request."})
+
+    def __post_init__(self) -> None:
+        unknown = set(self.kinds) - set(OFFLINE_KINDS)
+        if unknown:
+            raise ToolError(f"Unknown knowledge kinds {sorted(unknown)}; use any of {OFFLINE_KINDS}.")
+        if not 0 <= self.holdout_share < 1 or not 0 < self.support_threshold <= 1:
+            raise ToolError("KnowledgeConfig needs 0 <= holdout_share < 1 and 0 < support_threshold <= 1.")
+        if min(self.max_facts_per_chunk, self.teacher_concurrency, self.teacher_pairs_per_chunk) < 1 \
+                or self.paraphrases_per_fact < 0 or self.teacher_retries < 0:
+            raise ToolError("KnowledgeConfig counts must be positive (paraphrases and retries may be 0).")
+
+
+def chunk_id(chunk: ChunkLike) -> str:
+    return f"{chunk.doc_id}:{chunk.index}"
+
+
+def topic(chunk: ChunkLike) -> str:
+    """The chunk's own heading (last part of `A > B > C`), else its document title."""
+    leaf = chunk.heading.split(">")[-1].strip() if chunk.heading else ""
+    return leaf or chunk.title.strip() or "this topic"
+
+
+def knowledge_example(chunk: ChunkLike, config: KnowledgeConfig, kind: str, question: str, answer: str, *,
+                      fact_id: str | None = None, short: str | None = None, origin: str = "offline") -> dict[str, Any]:
+    system = [{"role": "system", "content": config.system_prompt}] if config.system_prompt else []
+    cid = chunk_id(chunk)
+    return {"messages": [*system, {"role": "user", "content": question}, {"role": "assistant", "content": answer}],
+            "meta": {"kind": kind, "fact_id": fact_id or f"{cid}#{kind}", "chunk_id": cid, "source": chunk.source,
+                     "doc_id": chunk.doc_id, "heading": chunk.heading, "answer": short or answer, "origin": origin}}

@@ -1,0 +1,156 @@
+"""Which sentences of a chunk state a fact, and which span of each its questions ask about."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tools.data.knowledge.config import ChunkLike, KnowledgeConfig, chunk_id
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One fact sentence of a chunk and the span its questions ask about."""
+
+    fact_id: str
+    chunk_id: str
+    sentence: str
+    span_kind: str
+    """time, date, money, percent, quantity, name, definition, rule."""
+    start: int
+    end: int
+    """The span sentence[start:end] that questions replace (a preposition included)."""
+    value: str
+    """The short answer (what a cloze blank holds); the whole sentence for rules."""
+    wh: str
+    """Fronted question phrase, e.g. `when`, `how many days`, `who`."""
+    wh_insitu: str
+    """Question phrase left in place, e.g. `at what time`."""
+
+
+_NUMBER_WORDS = "two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundred"
+_MONTH = "January|February|March|April|May|June|July|August|September|October|November|December"
+_DAY = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
+_DETERMINERS = "the|a|an|our|your|its|their|his|her|my|these|those"
+_FUNCTION = "and|the|for|per|are|was|were|who|which|that|than|with|from|more|less|times|or"
+_SPANS = (  # (kind, pattern); the first that matches a sentence is its span
+    ("money", re.compile(r"(?:\b(?P<prep>of|for|up to|at most|at least|over|under)\s+)?(?P<value>[$€£]\s?\d[\d,]*"
+                         r"(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)?\s?(?:euros?|dollars?|pounds?|EUR|USD|GBP)\b)")),
+    ("time", re.compile(r"(?:\b(?P<prep>at|by|from|until|before|after)\s+)?(?P<value>\b\d{1,2}:\d{2}"
+                        r"(?:\s?[ap]\.?m\.?)?|\b\d{1,2}(?:\.\d{2})?\s?[ap]\.?m\.?)")),
+    ("percent", re.compile(r"(?P<prep>)(?P<value>\b\d+(?:\.\d+)?\s?(?:%|percent\b))")),
+    ("date", re.compile(rf"(?:\b(?P<prep>on|in|by|before|after|until|since|from|every|each)\s+)?"
+                        rf"(?P<value>\b(?:(?:{_DAY})s?"
+                        rf"|(?:{_MONTH})(?:\s+\d{{1,2}}(?:st|nd|rd|th)?)?(?:,?\s+\d{{4}})?"
+                        rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTH})(?:\s+\d{{4}})?|(?:19|20)\d{{2}})\b)")),
+    ("quantity", re.compile(rf"(?:\b(?P<prep>within|for|after|every|up to|at least|at most|over|under|about)\s+)?"
+                            rf"(?P<value>\b(?:\d[\d,]*(?:\.\d+)?|{_NUMBER_WORDS})\s+(?!(?:{_FUNCTION})\b)(?P<unit>[a-z]{{3,}})\b)")),
+    ("definition", re.compile(r"^(?P<prep>)(?P<subject>[A-Z][^,;:]{1,60}?)\s+(?P<verb>is|are|means|refers to)\s+"
+                              r"(?P<value>(?:a|an|the)\s.{6,})$")),
+    ("name", re.compile(r"(?:\b(?P<prep>in|at|near|by|to|from|with)\s+)?(?P<value>(?<![\w'-])"
+                        r"(?!(?:The|A|An|This|That|These|If|When|All|Each|Every|It|In|On|Our|I)\b)"
+                        r"[A-Z][\w'-]+(?:\s+(?:of\s+)?[A-Z][\w'-]+)*)")),
+    ("rule", re.compile(r"(?P<prep>)\b(?P<value>must not|must never|must always|must|should not|should never|"
+                        r"should|cannot|may not|never|always|(?:is|are) (?:not )?(?:allowed|required) to)\b")),
+)
+_NOT_NAMES = {"I", "The", "A", "An", "This", "That", "If", "When", "All", "Each", "Every", "It", "In", "On"}
+_PLACE_WORDS = {"office", "street", "road", "hall", "building", "room", "center", "centre", "park", "city",
+                "team", "department", "committee", "inc", "ltd", "group", "square", "floor", "lane", "portal",
+                "system", "policy", "fund", "plan", "program", "programme", "desk", "club", "library", "app"}
+
+
+def split_sentences(text: str) -> list[str]:
+    """Prose sentences of a chunk in order; headings and code skipped, each list item its own sentence.
+
+    A chunk cut from a longer text may open or close mid-sentence; those fragments are left out (the
+    neighbouring chunk, which overlaps, holds the whole sentence).
+    """
+    paragraphs: list[list[str]] = [[]]
+    bullets: set[int] = set()
+    in_code = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("```"):
+            in_code = not in_code
+            continue
+        if in_code or line.startswith(("#", "|")) or not line:
+            paragraphs.append([])
+            continue
+        bullet = re.match(r"^(?:[-*•]|\d+[.)])\s+", line)
+        if bullet:
+            paragraphs.append([line[bullet.end():]])
+            paragraphs.append([])
+            bullets.add(len(paragraphs) - 2)
+        else:
+            paragraphs[-1].append(line)
+    out: list[str] = []
+    last = max((n for n, lines in enumerate(paragraphs) if lines), default=-1)
+    for n, lines in enumerate(paragraphs):
+        block = " ".join(lines)
+        if not out and re.match(r"[a-z]", block):  # the tail of a sentence the previous chunk began
+            block = re.split(r"(?<=[.!?])\s+", block, maxsplit=1)[1] if re.search(r"[.!?]\s", block) else ""
+        end = max(block.rfind(". "), block.rfind("? "), block.rfind("! "))
+        if n == last and n not in bullets and end > 0 and not re.search(r"[.!?:\"')\]]$", block):
+            block = block[:end + 1]  # the chunk was cut mid-sentence
+        pieces = re.split(r"(?<=[.!?])\s+(?=[\"'(]?[A-Z0-9])", block) if block else []
+        for piece in pieces:
+            if out and re.search(r"\b(?:e\.g|i\.e|etc|Mr|Ms|Mrs|Dr|St|No|approx)\.$", out[-1]):
+                out[-1] += " " + piece  # an abbreviation, not a sentence end
+            else:
+                out.append(piece.strip())
+    return [s for s in out if len(s.split()) >= 4]
+
+
+def find_fact(sentence: str, fact_id: str = "", chunk_id: str = "") -> Fact | None:
+    """The fact a sentence states and the span to ask about, or None for a sentence with no fact."""
+    body = sentence.rstrip(".!? ")
+    for kind, pattern in _SPANS:
+        for match in pattern.finditer(body):
+            if kind == "name" and (match.group("value") in _NOT_NAMES or re.fullmatch(
+                    rf"(?:{_MONTH}|{_DAY})s?", match.group("value"))):
+                continue
+            prep = match.group("prep") or ""
+            start = match.start("prep") if prep else match.start("value")
+            if kind == "name" and start == 0 and " " not in match.group("value"):
+                continue  # one capitalised word opening a sentence is as likely a common noun
+            determiner = re.search(rf"\b(?:{_DETERMINERS})\s+$", body[:start], re.I)
+            rest = body[match.end("value"):]
+            if kind == "name" and determiner and re.match(r"\s+[a-z]", rest) \
+                    and not (determiner.start() == 0 and re.match(r"\s+[a-z]+s\b", rest)):
+                continue  # `the Tidewater portal`: the name only qualifies a noun (`The Portal handles` asks)
+            if determiner and kind in ("name", "quantity", "money", "percent"):
+                start = determiner.start()  # `of our three sites` → `of how many sites`
+            value = match.group("value")
+            if kind in ("definition", "rule"):
+                wh = "what" if kind == "definition" else "whether"
+                return Fact(fact_id, chunk_id, sentence, kind, match.start("value"), match.end("value"), value,
+                            wh, wh)
+            wh, insitu = _wh_phrase(kind, prep, match)
+            return Fact(fact_id, chunk_id, sentence, kind, start, match.end("value"), value, wh, insitu)
+    return None
+
+
+def _wh_phrase(kind: str, prep: str, match: re.Match[str]) -> tuple[str, str]:
+    """(fronted, in place) question phrases for a span: `when` / `at what time`, `how many days`, `who` ..."""
+    if kind == "time":
+        return ("when", "at what time") if prep in ("", "at") else (f"{prep} what time",) * 2
+    if kind == "date":
+        return ("when",) * 2 if prep in ("", "on", "in", "every", "each") else (f"{prep} when",) * 2
+    if kind == "name":
+        if prep in ("in", "at", "near"):
+            return "where", "where"
+        words = match.group("value").split()
+        person = len(words) >= 2 and words[-1].lower() not in _PLACE_WORDS
+        noun = ("whom" if prep else "who") if person else "what"
+        return (f"{prep} {noun}".strip(),) * 2
+    phrase = {"money": "how much", "percent": "what percentage"}.get(kind) or f"how many {match.group('unit')}"
+    return (f"{prep} {phrase}".strip(),) * 2
+
+
+def chunk_facts(chunk: ChunkLike, config: KnowledgeConfig) -> list[Fact]:
+    """The chunk's fact sentences in order; past the cap, an even spread so the end is covered too."""
+    cid = chunk_id(chunk)
+    facts = [fact for i, sentence in enumerate(split_sentences(chunk.text))
+             if (fact := find_fact(sentence, f"{cid}#{i}", cid)) is not None]
+    n = config.max_facts_per_chunk
+    return facts if len(facts) <= n else [facts[int((k + 0.5) * len(facts) / n)] for k in range(n)]

@@ -1,0 +1,186 @@
+"""Questions by rule: factual, answer-first, cloze, paraphrased, section and passage examples of one chunk."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from tools.data.knowledge.config import ChunkLike, KnowledgeConfig, chunk_id, knowledge_example, topic
+from tools.data.knowledge.facts import Fact, split_sentences
+from tools.text import normalize_answer
+
+_PREPOSITIONS = {"at", "on", "in", "by", "from", "to", "for", "with", "within", "before", "after", "until",
+                 "during", "between", "over", "under", "if", "when", "once", "while"}
+_SYNONYMS = {"opens": "starts", "open": "start", "closes": "shuts", "close": "shut",
+             "receive": "get", "receives": "gets", "submit": "hand in",
+             "submits": "hands in", "approves": "signs off on", "approve": "sign off on", "requires": "needs",
+             "require": "need", "allowed": "permitted", "begins": "starts", "starts": "begins", "ends": "finishes",
+             "located": "based", "annual": "yearly", "purchase": "buy", "buy": "purchase", "employees": "staff",
+             "staff": "employees", "customers": "clients", "weekdays": "working days", "held": "run",
+             "costs": "comes to", "lasts": "runs for", "each": "every", "every": "each", "per": "a"}
+_FRAMES = ("Can you tell me {q}?", "Do you know {q}?", "I'd like to know {q}.", "Could you remind me {q}?")
+_STOP = {"a", "an", "the", "of", "to", "in", "on", "at", "and", "or", "is", "are", "be", "it", "its", "for",
+         "by", "with", "that", "this", "as", "was", "were", "yes", "no", "not", "can", "do", "does", "you"}
+_AUX = {"is", "are", "was", "were", "can", "must", "should", "will", "may", "might", "could", "would",
+        "has", "have", "had"}
+_AFTER_VERB = {"at", "on", "in", "by", "from", "to", "for", "with", "within", "before", "after", "until",
+               "every", "each", "the", "a", "an", "all", "up", "over", "under", "between", "during", "about",
+               "their", "its", "his", "her", "our", "your", "no", "only", "two", "three", "four"}
+_NOT_VERBS = {"is", "has", "was", "this", "its", "his", "hers", "ours", "yours", "theirs", "us", "as", "thus",
+              "always", "sometimes", "plus", "news", "less", "unless", "across", "towards"}
+
+
+def _lower_first(text: str, context: str) -> str:
+    """Lower-case a sentence-initial word unless the chunk also capitalises it mid-sentence (a name)."""
+    first = text.split(" ", 1)[0]
+    if not first[:1].isupper() or (first.isupper() and len(first) > 1) or first == "I":
+        return text
+    if re.search(rf"[a-z,;:]\s+{re.escape(first)}\b", context):
+        return text
+    return first[0].lower() + text[1:]
+
+
+def _lemma(verb: str) -> str:
+    if verb.endswith("ies"):
+        return verb[:-3] + "y"
+    if re.search(r"(?:ss|sh|ch|x|z|o)es$", verb):
+        return verb[:-2]
+    return verb[:-1]
+
+
+def _join(*parts: str) -> str:
+    return re.sub(r"\s+", " ", " ".join(p for p in parts if p)).strip()
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _parts(fact: Fact) -> tuple[str, str]:
+    body = fact.sentence.rstrip(".!? ")
+    return body[:fact.start].strip(" ,"), body[fact.end:].strip(" ,")
+
+
+def _rule_clause(fact: Fact, context: str) -> tuple[str, str]:
+    """(subject, verb phrase) of a rule sentence: `Employees must never share badges` → (employees, share badges)."""
+    before, after = _parts(fact)
+    vp = re.sub(r"^(?:(?:always|never|not|be able to)\s+)+", "", after)
+    return (_lower_first(before, context) if before else "one"), vp
+
+
+def factual_question(fact: Fact, context: str, *, keep_after: bool = True) -> str:
+    """A who/what/when/how-many question whose answer is the fact's sentence."""
+    before, after = _parts(fact)
+    after = after if keep_after else ""
+    if fact.span_kind == "rule":
+        subject, vp = _rule_clause(fact, context)
+        return f"What is the rule on whether {subject} may {vp}?"
+    if fact.span_kind == "definition":
+        subject, verb = re.match(r"(.+?)\s+(is|are|means|refers to)$", before).groups()  # type: ignore[union-attr]
+        subject = _lower_first(subject, context)
+        return {"is": f"What is {subject}?", "are": f"What are {subject}?",
+                "means": f"What does {subject} mean?"}.get(verb, f"What does {subject} refer to?")
+    if not before:  # the span is the subject: replace it
+        return _cap(_join(fact.wh, after)) + "?"
+    words = before.split()
+    if words[0].lower() not in _PREPOSITIONS:
+        for i, word in enumerate(words[1:9], start=1):
+            if word.lower() in _AUX:  # inversion: `must employees submit`
+                subject = _lower_first(" ".join(words[:i]), context)
+                return _cap(_join(fact.wh, word.lower(), subject, *words[i + 1:], after)) + "?"
+        verb, subject_words = words[-1], words[:-1]
+        if 1 <= len(subject_words) <= 8 and verb.isalpha() and verb.islower() and verb not in _NOT_VERBS \
+                and verb not in _AFTER_VERB and not verb.endswith(("ed", "ing", "ly")):
+            subject = _lower_first(" ".join(subject_words), context)
+            if verb.endswith("s") and not verb.endswith(("ss", "us")):
+                return _cap(_join(fact.wh, "does", subject, _lemma(verb), after)) + "?"
+            if subject_words[-1].endswith("s"):
+                return _cap(_join(fact.wh, "do", subject, verb, after)) + "?"
+    return _cap(_join(before, fact.wh_insitu, after)) + "?"  # an echo question is always grammatical
+
+
+def embedded_question(fact: Fact, context: str) -> str:
+    """The question as a clause, e.g. `at what time the Riverside office opens on weekdays`."""
+    if fact.span_kind == "rule":
+        subject, vp = _rule_clause(fact, context)
+        return f"whether {subject} may {vp}"
+    before, after = _parts(fact)
+    if fact.span_kind == "definition":
+        return _join("what", _lower_first(before, context))
+    return _join(fact.wh_insitu if before else fact.wh, _lower_first(before, context) if before else "", after)
+
+
+def _swap_synonyms(text: str) -> str:
+    return re.sub(r"\b[a-z]+\b", lambda m: _SYNONYMS.get(m.group(0), m.group(0)), text)
+
+
+def paraphrases(fact: Fact, context: str, n: int, rng: random.Random) -> list[str]:
+    """n rephrasings: a clause moved to the front, and question frames with synonyms swapped in."""
+    out: list[str] = []
+    _, after = _parts(fact)
+    if after and after.split()[0].lower() in _PREPOSITIONS and len(after.split()) <= 5 \
+            and fact.span_kind not in ("rule", "definition"):
+        question = factual_question(fact, context, keep_after=False)
+        out.append(f"{_cap(after)}, {_swap_synonyms(question[:1].lower() + question[1:])}")
+    clause = _swap_synonyms(embedded_question(fact, context))
+    for frame in rng.sample(_FRAMES, len(_FRAMES)):
+        out.append(frame.format(q=clause))
+    return out[:n]
+
+
+def cloze(fact: Fact) -> tuple[str, str]:
+    """(prompt, answer): the sentence with its value blanked."""
+    body = fact.sentence
+    at = body.find(fact.value, fact.start)
+    return f"Fill in the blank: {body[:at]}____{body[at + len(fact.value):]}", fact.value
+
+
+def offline_examples(chunk: ChunkLike, facts: list[Fact], config: KnowledgeConfig,
+                     kinds: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """The rule-made examples of one chunk, deterministic for (seed, chunk)."""
+    kinds = set(config.kinds if kinds is None else kinds)
+    rng = random.Random(f"{config.seed}:{chunk_id(chunk)}")
+    context, out = chunk.text, []
+    for fact in facts:
+        short = fact.sentence if fact.span_kind == "rule" else fact.value
+        question = factual_question(fact, context)
+
+        def add(kind: str, prompt: str, answer: str, fact: Fact = fact, short: str = short) -> None:
+            out.append(knowledge_example(chunk, config, kind, prompt, answer, fact_id=fact.fact_id, short=short))
+
+        if "factual" in kinds:
+            add("factual", question, fact.sentence)
+        if "answer_first" in kinds and fact.span_kind not in ("rule", "definition"):
+            add("answer_first", f"{question} Give the short answer first.", f"{_cap(fact.value)}. {fact.sentence}")
+        if "cloze" in kinds:
+            add("cloze", *cloze(fact))
+        if "paraphrase" in kinds:
+            for phrasing in paraphrases(fact, context, config.paraphrases_per_fact, rng):
+                add("paraphrase", phrasing, fact.sentence)
+    title = chunk.title.strip() or "the documentation"
+    if "section" in kinds:
+        lines = [f.sentence for f in facts] or split_sentences(chunk.text)
+        answer = ""
+        for line in lines:
+            if answer and len(answer.split()) + len(line.split()) > config.section_answer_words:
+                break
+            answer = _join(answer, line)
+        if answer:
+            question = f"What does {title} say about {topic(chunk)}?"
+            out.append(knowledge_example(chunk, config, "section", question, answer))
+    if "passage" in kinds and chunk.text.strip():
+        where = f"the section {topic(chunk)} of {title}" if chunk.heading else title
+        out.append(knowledge_example(chunk, config, "passage", f"Recite {where}.", chunk.text.strip()))
+    return out
+
+
+def support(answer: str, chunk_text: str) -> float:
+    """Share of the answer's content words (all words if it has none) that occur in the chunk."""
+    words = normalize_answer(answer).split()
+    content = [w for w in words if w not in _STOP] or words
+    if not content:
+        return 0.0
+    vocabulary = set(normalize_answer(chunk_text).split())
+    return sum(w in vocabulary for w in content) / len(content)
