@@ -27,6 +27,7 @@ from memory import Store, Workspace
 from memory.patterns import actionable, mark_pattern
 from memory.routes import set_route
 from memory.store import process_alive
+from tools.data.from_log import LogExamples, examples_from_log
 
 LOCK_FILE = "nightly.lock"
 EXIT_LOCKED = 75
@@ -37,6 +38,10 @@ MIN_RUN_MINUTES = 4.0
 ROUTE_AGREEMENT = 0.8
 """Hold-out agreement with the upstream a promoted distillation needs before the proxy may route to it."""
 NIGHTLY_GOAL = "nightly: mine the usage log, retrain on new patterns, promote only a better model"
+KIND_ORDER = ("system_prompt", "negative_feedback", "cluster", "upstream", "drift")
+"""Which of two equally scored patterns runs first: the narrower goal covers the other's requests."""
+COVERED = 0.5
+"""A pattern whose requests are at least this share of an earlier pattern's is handled by that one's run."""
 
 
 @dataclass
@@ -140,8 +145,8 @@ def _nightly(ws: Workspace, *, dry_run: bool, budget: float, since: float | None
     if dry_run:
         return _dry_run(outcome, todo, budget, started)
     with Store.open(ws) as store:
-        nightly_id = store.create_run(NIGHTLY_GOAL, "nightly", spec={"budget_minutes": budget, "since": since})
-        store.update_run(nightly_id, kind="nightly")
+        nightly_id = store.create_run(NIGHTLY_GOAL, "nightly", spec={"budget_minutes": budget, "since": since},
+                                      kind="nightly")
         store.claim_run(nightly_id)
         store.record_event(nightly_id, "metric", node="mine", name="mining", data=mining)
     outcome.nightly_id = nightly_id
@@ -162,11 +167,6 @@ def _nightly(ws: Workspace, *, dry_run: bool, budget: float, since: float | None
                               wall_seconds=time.time() - started)
         raise
     return _finish(ws, outcome, started)
-
-
-KIND_ORDER = ("system_prompt", "negative_feedback", "cluster", "upstream", "drift")
-COVERED = 0.5
-"""A pattern whose requests are at least this share of an earlier pattern's is handled by that one's run."""
 
 
 def _deduplicate(found: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
@@ -226,10 +226,15 @@ def _unfinished_runs(store: Store, nightlies: list[int]) -> dict[str, int]:
     return out
 
 
+def _pattern_examples(store: Store, pattern: dict[str, Any], out_path: Path) -> LogExamples:
+    """The training examples the log holds for a pattern (its requests, its baked prompt stripped)."""
+    spec = pattern.get("spec") or {}
+    return examples_from_log(store, spec.get("request_ids") or [], out_path,
+                             strip_system=bool(spec.get("strip_system")))
+
+
 def _act(ws: Workspace, nightly_id: int, pattern: dict[str, Any], index: int, total: int, deadline: float,
          resumable: dict[str, int]) -> PatternRun:
-    from tools.data.from_log import examples_from_log
-
     spec = pattern.get("spec") or {}
     item = PatternRun(pattern["id"], pattern["goal"], "ran")
     left = (deadline - time.time()) / 60
@@ -239,9 +244,7 @@ def _act(ws: Workspace, nightly_id: int, pattern: dict[str, Any], index: int, to
         item.action, item.reason = "deferred", f"{left:.1f} minutes of the budget left; it waits for the next nightly"
         return item
     with Store.open(ws) as store:
-        data = examples_from_log(store, spec.get("request_ids") or [],
-                                 ws.run_dir(nightly_id) / f"{_slug(pattern['id'])}.jsonl",
-                                 strip_system=bool(spec.get("strip_system")))
+        data = _pattern_examples(store, pattern, ws.run_dir(nightly_id) / f"{_slug(pattern['id'])}.jsonl")
         item.data = data.to_dict()
         if data.too_small:
             item.action, item.reason = "too_small", data.too_small
@@ -314,14 +317,10 @@ def _gain(version: dict[str, Any] | None) -> float | None:
 
 
 def _dry_run(outcome: NightlyOutcome, todo: list[dict[str, Any]], budget: float, started: float) -> NightlyOutcome:
-    from tools.data.from_log import examples_from_log
-
     ws = Workspace.from_env()
     with Store.open(ws) as store, tempfile.TemporaryDirectory() as tmp:
         for pattern in todo:
-            spec = pattern.get("spec") or {}
-            data = examples_from_log(store, spec.get("request_ids") or [], Path(tmp) / "examples.jsonl",
-                                     strip_system=bool(spec.get("strip_system")))
+            data = _pattern_examples(store, pattern, Path(tmp) / "examples.jsonl")
             item = PatternRun(pattern["id"], pattern["goal"], "too_small" if data.too_small else "would_run",
                               data={**data.to_dict(), "path": None}, reason=data.too_small or "")
             outcome.patterns.append(item)

@@ -98,11 +98,12 @@ class Store:
         self.close()
 
     # -- runs ---------------------------------------------------------------
-    def create_run(self, goal: str, policy: str, spec: dict[str, Any] | None = None) -> int:
+    def create_run(self, goal: str, policy: str, spec: dict[str, Any] | None = None, kind: str = "run") -> int:
+        """A new run (kind `run`) or nightly (kind `nightly`), status created."""
         now = time.time()
         with self.transaction():
             table = self.db["runs"].insert(
-                {"goal": goal, "policy": policy, "spec": _encode(spec) if spec else None,
+                {"goal": goal, "policy": policy, "spec": _encode(spec) if spec else None, "kind": kind,
                  "status": "created", "created": now, "updated": now}
             )
         return int(table.last_pk)
