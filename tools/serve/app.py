@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -26,6 +25,7 @@ from tools.serve.routing import RouteTable, answers_agree, split_chat
 from tools.serve.schemas import (
     DONE_EVENT,
     MODEL_ALIAS,
+    SSE_HEADERS,
     ApiError,
     ChatRequest,
     FeedbackRequest,
@@ -171,9 +171,8 @@ async def _sse(job: GenerationJob, include_usage: bool, name: str) -> AsyncItera
             done = True
             result: GenerationResult = value
             if result.status == "error":
-                failure = ApiError(500, f"Generation failed: {result.error}", type="server_error",
-                                   code="generation_failed")
-                yield f"data: {json.dumps(failure.body())}\n\n"
+                yield ApiError(500, f"Generation failed: {result.error}", type="server_error",
+                               code="generation_failed").event()
             else:
                 yield chunk_event(job.id, created, name, {}, finish_reason=result.finish_reason)
                 if include_usage:
@@ -352,7 +351,7 @@ def create_app(config: ServeConfig, db_path: Path, slot: ModelSlot) -> FastAPI:
         if stream:
             include_usage = bool((req.stream_options or {}).get("include_usage"))
             return StreamingResponse(_sse(job, include_usage, local.reply_model), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                                     headers=SSE_HEADERS)
         result: GenerationResult | None = None
         try:
             while result is None:

@@ -23,6 +23,10 @@ class ApiError(Exception):
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "code": self.code, "param": self.param}}
 
+    def event(self) -> str:
+        """The error as one server-sent event, for a stream whose 200 status has already gone out."""
+        return f"data: {json.dumps(self.body())}\n\n"
+
 
 class TextPart(BaseModel):
     type: Literal["text"]
@@ -134,3 +138,5 @@ def chunk_event(response_id: str, created: int, model: str, delta: dict[str, Any
 
 
 DONE_EVENT = "data: [DONE]\n\n"
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+"""Headers of every event stream: no caching, and no buffering in a reverse proxy in front."""

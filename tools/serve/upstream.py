@@ -22,7 +22,7 @@ import httpx
 from fastapi.responses import Response, StreamingResponse
 
 from tools.serve.routing import split_chat
-from tools.serve.schemas import ApiError
+from tools.serve.schemas import SSE_HEADERS, ApiError
 
 log = logging.getLogger("ingrain.serve")
 
@@ -67,8 +67,8 @@ class Relayed:
     completion_tokens: int | None = None
     first_token: float | None = None
     status: str = "ok"
+    """ok | error | client_disconnected (the answer in `parts` is then partial)."""
     error: str | None = None
-    partial: bool = False
 
     @property
     def text(self) -> str:
@@ -110,7 +110,8 @@ class Relayed:
             "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
             "latency_s": round(time.time() - self.started, 4),
             "ttft_s": round(self.first_token - self.started, 4) if self.first_token else None,
-            "error": self.error, "source": self.source, "partial": self.partial, "route": self.route,
+            "error": self.error, "source": self.source, "partial": self.status == "client_disconnected",
+            "route": self.route,
         }
 
 
@@ -168,7 +169,7 @@ class Upstream:
                 response = await self._post(raw, record)
                 return self._answer(response, record)
             except asyncio.CancelledError:
-                record.status, record.partial = "client_disconnected", True
+                record.status = "client_disconnected"
                 raise
             finally:
                 self.log_row(record.row())
@@ -183,12 +184,12 @@ class Upstream:
                 streaming = True  # from here the stream's own `finally` writes the row
                 return StreamingResponse(self._events(response, record, wants_usage),
                                          status_code=response.status_code, media_type="text/event-stream",
-                                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                                         headers=SSE_HEADERS)
             await response.aread()
             await response.aclose()
             return self._answer(response, record)
         except asyncio.CancelledError:
-            record.status, record.partial = "client_disconnected", True
+            record.status = "client_disconnected"
             raise
         finally:
             if not streaming:
@@ -260,11 +261,10 @@ class Upstream:
         except httpx.HTTPError as exc:
             finished = True
             record.fail("error", f"The upstream stream broke off: {_describe(exc)}")
-            failure = ApiError(502, record.error or "", type="server_error", code=UNAVAILABLE)
-            yield f"data: {json.dumps(failure.body())}\n\n"
+            yield ApiError(502, record.error or "", type="server_error", code=UNAVAILABLE).event()
         finally:
             if not finished:  # cancelled or closed while relaying: the client went away
-                record.status, record.partial = "client_disconnected", True
+                record.status = "client_disconnected"
             self.log_row(record.row())
             with anyio.CancelScope(shield=True):
                 await response.aclose()
