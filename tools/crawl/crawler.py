@@ -22,6 +22,7 @@ from tools.crawl.cache import PageCache
 from tools.crawl.config import ROBOTS_TOKEN, CrawlConfig, CrawlError
 from tools.crawl.fetch import Fetched, Fetcher, FetchFailed
 from tools.crawl.urls import normalize_url, origin, page_links, same_site, sitemap_locations
+from tools.data.split import write_jsonl
 
 if TYPE_CHECKING:  # protego and rich load when a crawl runs, not when the agent graph is imported
     from protego import Protego
@@ -305,8 +306,7 @@ class _Crawl:
         return found
 
     def _write_outputs(self) -> None:
-        lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in self.rows)
-        atomic_write_text(self.out_dir / "manifest.jsonl", lines)
+        write_jsonl(self.out_dir / "manifest.jsonl", self.rows)
         atomic_write_text(self.out_dir / "summary.json", json.dumps(self.summary.to_dict(), indent=2) + "\n")
         if not self.summary.interrupted:
             # Pages an earlier crawl saved and this one no longer reached would otherwise reach the dataset.

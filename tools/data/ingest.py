@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from memory.workspace import atomic_write_text
 from tools.data.chunk import Chunk, ChunkConfig, chunk_document, sections
 from tools.data.clean import CleanConfig, clean_documents, duplicate_reasons
 from tools.data.dedup import NEAR_DUPLICATE_JACCARD
 from tools.data.extract import Document, extract_files, make_document
 from tools.data.sources import DOCUMENT_SUFFIXES, is_document_file, is_unreadable_document
+from tools.data.split import write_jsonl
 from tools.errors import ToolError
 
 __all__ = ["BUILTIN_CORPORA", "Chunk", "ChunkSet", "Document", "DocumentSet", "chunk_documents", "collect_documents",
@@ -75,8 +75,7 @@ def collect_documents(sources: list[dict], out_path: Path, *, clean: CleanConfig
         raise ToolError("Found no usable documents in " + ", ".join(s["location"] for s in sources)
                         + f" (dropped: {dropped}). " + "".join(note + " " for note in notes)
                         + f"Point the goal at a folder of {'/'.join(sorted(DOCUMENT_SUFFIXES))} files.")
-    lines = "".join(json.dumps(asdict(d), ensure_ascii=False) + "\n" for d in cleaned.documents)
-    atomic_write_text(out_path, lines)
+    write_jsonl(out_path, [asdict(d) for d in cleaned.documents])
     return DocumentSet(str(out_path), len(cleaned.documents), sum(len(d.text.split()) for d in cleaned.documents),
                        dict(sorted(dropped.items())), [s["location"] for s in sources], notes, cleaned.languages)
 
@@ -123,7 +122,7 @@ def chunk_documents(documents: list[Document], config: ChunkConfig | None = None
             kept.append(chunk)
     path = None
     if out_path is not None:
-        atomic_write_text(out_path, "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in kept))
+        write_jsonl(out_path, [c.to_dict() for c in kept])
         path = str(out_path)
     return ChunkSet(kept, len(documents), sum(c.n_tokens for c in kept), dropped, path)
 
