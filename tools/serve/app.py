@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from memory import keys, usage
 from tools.serve.config import ServeConfig
 from tools.serve.engine import Engine, GenerationJob, GenerationResult, QueueFull, SamplingParams
-from tools.serve.routing import RouteTable, answers_agree, split_chat
+from tools.serve.routing import RouteTable, answers_agree
 from tools.serve.schemas import (
     DONE_EVENT,
     MODEL_ALIAS,
@@ -38,7 +38,7 @@ from tools.serve.schemas import (
 )
 from tools.serve.slot import LoadedModel, ModelSlot
 from tools.serve.upstream import Upstream, lenient_chat
-from tools.serve.usage import UsageWriter
+from tools.serve.usage import UsageWriter, split_chat
 
 log = logging.getLogger("ingrain.serve")
 

@@ -1,13 +1,12 @@
 """`--route auto`: which upstream-bound requests a local version answers, when to check it, and agreement.
 
-A request matches a route by the sha256 of its system prompt (the system messages joined as the usage log
-joins them). The route table lives in the store (memory.routes; the nightly sets routes after it promotes
-a distilled version) and is re-read at most once a second, so a new or flipped route takes effect quickly.
+A request matches a route by its system prompt's hash, the usage log's `system_hash` (memory.usage). The
+route table lives in the store (memory.routes; the nightly sets routes after it promotes a distilled
+version) and is re-read at most once a second, so a new or flipped route takes effect quickly.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import time
@@ -16,6 +15,8 @@ from typing import Any
 
 from memory import routes
 from memory.store import Store
+from memory.usage import system_hash
+from tools.serve.usage import split_chat
 from tools.text import token_f1
 
 log = logging.getLogger("ingrain.serve")
@@ -25,19 +26,11 @@ AGREEMENT_F1 = 0.8
 """Token F1 two answers need (besides the same first line) to count as agreeing."""
 
 
-def split_chat(chat: list[dict[str, str]]) -> tuple[str | None, list[dict[str, str]] | None]:
-    """The system prompt (system messages joined by a blank line) and the other messages, as logged."""
-    system = "\n\n".join(m["content"] for m in chat if m["role"] == "system") or None
-    return system, [m for m in chat if m["role"] != "system"] or None
-
-
-def system_hash(system: str | None) -> str | None:
-    """What a route's `match.system_hash` is compared with (the usage log's `system_hash` too)."""
-    return hashlib.sha256(system.encode("utf-8")).hexdigest() if system else None
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower())
+def _first_line_words(text: str) -> list[str]:
+    for line in text.splitlines():
+        if words := re.findall(r"\w+", line.lower()):
+            return words
+    return []
 
 
 def answers_agree(local: str, upstream: str) -> bool:
@@ -47,10 +40,7 @@ def answers_agree(local: str, upstream: str) -> bool:
     The first line is where structured replies put their decision (a label, a category, a verdict), so one
     changed word there is a disagreement even when the rest is identical; F1 alone would call it 0.96.
     """
-    def first_line(text: str) -> list[str]:
-        return next((_words(line) for line in text.splitlines() if _words(line)), [])
-
-    return first_line(local) == first_line(upstream) and token_f1(local, upstream) >= AGREEMENT_F1
+    return _first_line_words(local) == _first_line_words(upstream) and token_f1(local, upstream) >= AGREEMENT_F1
 
 
 class RouteTable:

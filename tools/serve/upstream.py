@@ -21,8 +21,8 @@ import anyio
 import httpx
 from fastapi.responses import Response, StreamingResponse
 
-from tools.serve.routing import split_chat
 from tools.serve.schemas import SSE_HEADERS, ApiError
+from tools.serve.usage import split_chat
 
 log = logging.getLogger("ingrain.serve")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import threading
@@ -17,11 +16,18 @@ log = logging.getLogger("ingrain.serve")
 
 LOG_CONTENT_MODES = ("none", "redacted", "full")
 
+
+def split_chat(chat: list[dict[str, str]]) -> tuple[str | None, list[dict[str, str]] | None]:
+    """A usage row's `system_prompt` (the system messages joined by a blank line) and `messages` (the rest)."""
+    system = "\n\n".join(m["content"] for m in chat if m["role"] == "system") or None
+    return system, [m for m in chat if m["role"] != "system"] or None
+
+
 def apply_content_policy(row: dict[str, Any], mode: str) -> dict[str, Any]:
     """Drop, redact or keep the system prompt, messages and response of a usage row."""
     out = dict(row)
     system = out.get("system_prompt")
-    out["system_hash"] = hashlib.sha256(system.encode("utf-8")).hexdigest() if system else None
+    out["system_hash"] = usage.system_hash(system)
     if mode == "full":
         return out
     if mode == "none":

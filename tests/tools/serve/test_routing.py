@@ -7,9 +7,11 @@ import time
 
 from memory import routes, usage
 from memory.store import Store
+from memory.usage import system_hash
 from tests.support.fake_upstream import TRIAGE_SYSTEM_PROMPT, FakeUpstream, triage_teacher
 from tests.tools.serve.test_app import client, serving
-from tools.serve.routing import answers_agree, system_hash, token_f1
+from tools.serve.routing import answers_agree
+from tools.text import token_f1
 
 TEACHER = "teacher-large"
 PATTERN = "system:triage"
