@@ -475,3 +475,9 @@ def test_guard_refuses_every_private_kind() -> None:
     with pytest.raises(Refused, match="localhost resolves to"):
         check_host("localhost", 80)
     assert check_host("localhost", 8080, allow_hosts=("localhost:8080",))
+
+
+def test_importing_the_crawler_loads_no_http_client_robots_parser_or_progress_bar() -> None:
+    # agent.nodes.data imports tools.crawl with the graph; httpx, protego and rich load when a crawl runs.
+    code = "import sys, tools.crawl; print(sorted({'httpx', 'protego', 'rich.progress'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
