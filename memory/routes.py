@@ -45,7 +45,8 @@ def set_route(store: Store, pattern_id: str, *, match: dict[str, Any], local_mod
 def route(store: Store, pattern_id: str) -> dict[str, Any]:
     rows = list(store.db["routes"].rows_where("pattern_id = ?", [pattern_id], limit=1))
     if not rows:
-        raise StoreError(f"No route for pattern {pattern_id!r}.")
+        raise StoreError(f"No route for pattern {pattern_id!r}: `ingrain patterns` lists the routes there are; "
+                         "a nightly sets one when it promotes a version distilled for that pattern.")
     return _decode(rows[0])
 
 
@@ -57,10 +58,7 @@ def routes(store: Store, *, state: str | None = None) -> list[dict[str, Any]]:
 def record_shadow(store: Store, pattern_id: str, agreed: bool) -> dict[str, Any]:
     """Add one shadow comparison; switch the route to `upstream` when agreement falls below its threshold."""
     with store.transaction():
-        rows = list(store.db["routes"].rows_where("pattern_id = ?", [pattern_id], limit=1))
-        if not rows:
-            raise StoreError(f"No route for pattern {pattern_id!r}.")
-        current = _decode(rows[0])
+        current = route(store, pattern_id)
         data = current.get("data") or {}
         recent = [*data.get("recent", []), int(bool(agreed))][-SHADOW_WINDOW:]
         agreement = sum(recent) / len(recent)
