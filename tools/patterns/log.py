@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +9,8 @@ from typing import Any
 from memory.feedback import feedback_rows
 from memory.store import Store
 from memory.usage import usage_rows
+from tools.data.dedup import example_key
+from tools.serve.routing import system_hash
 
 
 @dataclass
@@ -56,8 +56,8 @@ def read_requests(store: Store, *, since: float | None, now: float | None,
         last = max(i for i, m in enumerate(messages) if m.get("role") == "user")
         kept.append(LoggedRequest(
             id=row["id"], ts=float(row["ts"]), model=row.get("model"), source=row.get("source") or "local",
-            system_prompt=row.get("system_prompt") or None, system_hash=row.get("system_hash") or _hash(
-                row.get("system_prompt")),
+            system_prompt=row.get("system_prompt") or None,
+            system_hash=row.get("system_hash") or system_hash(row.get("system_prompt")),
             prefix=messages[:last], last_user=str(messages[last].get("content") or "")))
     return kept, len(rows)
 
@@ -104,8 +104,5 @@ def block_text(turns: list[dict[str, Any]]) -> str:
 
 
 def block_hash(turns: list[dict[str, Any]]) -> str:
-    return hashlib.sha256(json.dumps(turns, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-
-def _hash(text: str | None) -> str | None:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest() if text else None
+    """Content hash of a few-shot block, as tools.data.dedup hashes an example."""
+    return example_key({"messages": turns})
