@@ -38,6 +38,23 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _merged(old: dict[str, Any] | None, fresh: dict[str, Any], now: float) -> dict[str, Any]:
+    """The row saving `fresh` gives: a known pattern keeps its state and history; a handled one that grew is new."""
+    row = {**fresh, "mined": now, "updated": now}
+    row.setdefault("state", "new")
+    if old is not None:
+        row.update({k: old[k] for k in _KEPT if old[k] is not None})
+        if old["first_seen"] is not None and fresh.get("first_seen") is not None:
+            row["first_seen"] = min(old["first_seen"], fresh["first_seen"])
+        if row["state"] == "handled" and row["count"] >= GROWTH * (old["handled_count"] or 0):
+            row["state"] = "new"  # it grew: worth another look
+    return row
+
+
+def _stored(store: Store, pattern_id: str) -> dict[str, Any] | None:
+    return next(iter(store.db["patterns"].rows_where("id = ?", [pattern_id], limit=1)), None)
+
+
 def save_patterns(store: Store, mined: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Upsert freshly mined patterns in one transaction, keeping each known pattern's state and history.
 
@@ -49,17 +66,15 @@ def save_patterns(store: Store, mined: list[dict[str, Any]]) -> list[dict[str, A
         for fresh in mined:
             if fresh.get("kind") not in PATTERN_KINDS:
                 raise StoreError(f"Unknown pattern kind {fresh.get('kind')!r}; one of {', '.join(PATTERN_KINDS)}.")
-            old = next(iter(store.db["patterns"].rows_where("id = ?", [fresh["id"]], limit=1)), None)
-            row = {**fresh, "mined": now, "updated": now}
-            row.setdefault("state", "new")
-            if old is not None:
-                row.update({k: old[k] for k in _KEPT if old[k] is not None})
-                if old["first_seen"] is not None and fresh.get("first_seen") is not None:
-                    row["first_seen"] = min(old["first_seen"], fresh["first_seen"])
-                if row["state"] == "handled" and row["count"] >= GROWTH * (old["handled_count"] or 0):
-                    row["state"] = "new"  # it grew: worth another look
+            row = _merged(_stored(store, fresh["id"]), fresh, now)
             store.db["patterns"].insert(_encode(row), pk="id", replace=True, alter=False)
     return [pattern(store, p["id"]) for p in mined]
+
+
+def preview_patterns(store: Store, mined: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What save_patterns would store for `mined` (state and history merged the same way), writing nothing."""
+    now = time.time()
+    return [_merged(_stored(store, fresh["id"]), fresh, now) for fresh in mined]
 
 
 def patterns(store: Store, *, state: str | None = None, kind: str | None = None,

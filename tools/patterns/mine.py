@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from memory import Workspace
-from memory.patterns import GROWTH, actionable, save_patterns
+from memory.patterns import actionable, preview_patterns, save_patterns
 from memory.patterns import patterns as stored_patterns
 from memory.store import Store
 from tools.patterns import kinds
@@ -36,12 +36,12 @@ def mine_patterns(store: Store, *, since: float | None = None, now: float | None
     """
     config = config or MiningConfig()
     now = time.time() if now is None else now
-    clock = {"start": time.perf_counter()}
+    start = last = time.perf_counter()
     timings: dict[str, float] = {}
 
     def lap(step: str) -> None:
-        timings[step] = round(time.perf_counter() - clock.setdefault("last", clock["start"]), 3)
-        clock["last"] = time.perf_counter()
+        nonlocal last
+        timings[step], last = round(time.perf_counter() - last, 3), time.perf_counter()
 
     skipped: Counter[str] = Counter({reason: 0 for reason in SKIP_REASONS})
     requests, rows_read = read_requests(store, since=since, now=now, skipped=skipped)
@@ -53,10 +53,10 @@ def mine_patterns(store: Store, *, since: float | None = None, now: float | None
     if feedback.contradictions:
         notes.append(f"{feedback.contradictions} responses were rated both +1 and -1; each counts once, by its "
                      "latest rating.")
-    found = save_patterns(store, mined) if save and mined else _preview(store, mined)
+    found = save_patterns(store, mined) if save else preview_patterns(store, mined)
     found.sort(key=lambda p: (-(p["score"] or 0), -p["count"], p["id"]))
     lap("save")
-    timings["total"] = round(time.perf_counter() - clock["start"], 3)
+    timings["total"] = round(time.perf_counter() - start, 3)
     result = MiningResult(rows_read=rows_read, rows_used=len(requests), skipped=dict(skipped),
                           counts=dict(Counter(p["kind"] for p in found)),
                           actionable=sum(1 for p in found if actionable(p)), patterns=found, embedder=embedder,
@@ -245,19 +245,6 @@ def _drift_patterns(requests: list[LoggedRequest], vectors: np.ndarray, labels: 
             data={"cluster": cluster["id"], "day": last, "shares": shares, "share_change": round(change, 4),
                   "distance": distance, "distance_threshold": config.drift_distance,
                   "share_threshold": config.drift_share}))
-    return out
-
-
-def _preview(store: Store, mined: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mined patterns with the state saving them would give (the stored one, or new once a handled one grew)."""
-    stored = {row["id"]: row for row in stored_patterns(store)}
-    out = []
-    for fresh in mined:
-        old = stored.get(fresh["id"])
-        state = old["state"] if old else "new"
-        if old and state == "handled" and fresh["count"] >= GROWTH * (old["handled_count"] or 0):
-            state = "new"
-        out.append({**fresh, "state": state})
     return out
 
 
