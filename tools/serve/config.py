@@ -88,8 +88,11 @@ class ServeConfig:
         if self.torch_threads < 1:
             raise ToolError(f"torch_threads must be at least 1, not {self.torch_threads}.")
         RunnerOptions(self.backend, self.max_batch)  # validates both
-        if self.usage_buffer < 1 or self.swap_check_seconds < 0:
-            raise ToolError("usage_buffer must be >= 1 and swap_check_seconds >= 0.")
+        if self.usage_buffer < 1:
+            raise ToolError(f"usage_buffer must be at least 1, not {self.usage_buffer}.")
+        if self.swap_check_seconds < 0:
+            raise ToolError(f"swap_check_seconds must be 0 (check before every request) or more, "
+                            f"not {self.swap_check_seconds}.")
         self._check_upstream()
 
     def _check_upstream(self) -> None:
@@ -104,7 +107,7 @@ class ServeConfig:
             raise ToolError("--route auto needs --upstream URL: routing chooses between the local model and "
                             "an upstream, and sends it a shadow sample.")
         if self.upstream_key_env is not None and self.upstream is None:
-            raise ToolError("--upstream-key-env only makes sense with --upstream URL.")
+            raise ToolError("--upstream-key-env names the key of an upstream: give --upstream URL too, or drop it.")
         if not 0.0 <= self.shadow_rate <= 1.0:
             raise ToolError(f"shadow_rate must be within 0-1, not {self.shadow_rate}.")
         if self.upstream_timeout_s <= 0:
