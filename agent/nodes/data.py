@@ -31,6 +31,10 @@ def gather(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if not document_sources:
         trace.decision("no documents to gather", "every source is a dataset of examples")
         return {"documents": None}
+    if (state.plan or {}).get("documents"):
+        trace.decision("take the documents the plan read", "the plan read these sources to size the knowledge "
+                       "data; reading them again would only repeat the extraction")
+        return {"documents": state.plan["documents"]}
     urls = [s["location"] for s in document_sources if s["kind"] == "url"]
     if urls:
         crawled = trace.tool("crawl", crawl, urls, runtime.context.run_dir / "crawl", GATHER_CRAWL)

@@ -46,6 +46,10 @@ def parse_goal(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     return {"spec": spec, "problems": problems}
 
 
+LOCAL = ("folder", "file", "builtin")
+"""Source kinds on this machine: the plan may read them; URLs wait for gather's crawl."""
+
+
 @traced
 def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     trace = Tracer(runtime.context, "plan")
@@ -60,13 +64,14 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         lessons = store.lessons(limit=50)
     hardware = trace.tool("detect_hardware", estimate.detect_hardware)
     stats = trace.tool("source_stats", estimate.source_stats, spec["sources"])
-    local_docs = [s for s in spec["sources"] if s["kind"] in ("folder", "file", "builtin")]
-    if spec["objective"] == "knowledge" and stats.documents and len(local_docs) == len(
-            [s for s in spec["sources"] if s["kind"] != "dataset"]):
-        # Knowledge data is made by rule from every fact, so the count depends on the text: build it once
-        # offline now (seconds for a handbook) rather than guess, so the sweep's epochs fit the budget.
-        doc_examples, doc_tokens = trace.tool("preview_knowledge_data", preview_knowledge_data, local_docs,
-                                              runtime.context.run_dir / "plan-preview")
+    documents = None
+    doc_sources = [s for s in spec["sources"] if s["kind"] != "dataset"]
+    if spec["objective"] == "knowledge" and stats.documents and all(s["kind"] in LOCAL for s in doc_sources):
+        # Knowledge data is made by rule from every fact, so the count depends on the text: read the documents
+        # and build it offline now (seconds for a handbook) rather than guess, so the sweep's epochs fit the
+        # budget. gather then takes these documents instead of reading the sources again.
+        doc_examples, doc_tokens, documents = trace.tool(
+            "preview_knowledge_data", preview_knowledge_data, doc_sources, runtime.context.run_dir / "documents")
     else:
         # Documents become a few questions per ~300-word passage; each such example is ~150 tokens.
         doc_examples, doc_tokens = 3 * max(stats.documents, stats.words // 300), 150.0
@@ -104,13 +109,14 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "objective": spec["objective"], "base_model": spec["base_model"], "sources": spec["sources"],
         "budget_minutes": budget, "steps": steps, "preset": preset, "grad_accum": 1, "grid": grid,
         "hardware": hardware.to_dict(), "estimate": est.to_dict(), "speeds": speeds.to_dict(),
-        "lessons_used": [lesson["text"] for lesson in lessons[:5]],
+        "lessons_used": [lesson["text"] for lesson in lessons[:5]], "documents": documents,
     }}
 
 
-def preview_knowledge_data(sources: list[dict[str, Any]], folder: Path) -> tuple[int, float]:
-    """(training examples, mean tokens per example) that build_data's offline knowledge generator will make
-    from these local documents; a teacher replaces some kinds with about as many of its own."""
+def preview_knowledge_data(sources: list[dict[str, Any]], folder: Path) -> tuple[int, float, dict[str, Any]]:
+    """(training examples, mean tokens per example, the documents read) that build_data's offline knowledge
+    generator will make from these local documents; a teacher replaces some kinds with about as many of its
+    own."""
     import json
 
     from tools.data import ingest, knowledge
@@ -118,11 +124,11 @@ def preview_knowledge_data(sources: list[dict[str, Any]], folder: Path) -> tuple
     docs = ingest.collect_documents(sources, folder / "documents.jsonl")
     chunks = ingest.chunk_documents(ingest.read_documents(docs.path)).chunks
     config = knowledge.KnowledgeConfig()
-    split = knowledge.knowledge_split(knowledge.build_knowledge(chunks, config).examples, config)
-    if not split.train:
-        return 0, 150.0
-    chars = sum(len(json.dumps(ex["messages"], ensure_ascii=False)) for ex in split.train)
-    return len(split.train), chars / len(split.train) / 3.3
+    train = knowledge.knowledge_split(knowledge.build_knowledge(chunks, config).examples, config).train
+    if not train:
+        return 0, 150.0, docs.to_dict()
+    chars = sum(len(json.dumps(ex["messages"], ensure_ascii=False)) for ex in train)
+    return len(train), chars / len(train) / 3.3, docs.to_dict()
 
 
 def measure_speeds(spec: dict[str, Any], hardware: estimate.Hardware, lessons: list[dict[str, Any]], preset: str,
