@@ -41,6 +41,8 @@ def patterns(
     from memory.routes import routes
 
     since_ts = parse_since(since)
+    if ignore and reset:
+        raise AgentError("--ignore and --reset each set one pattern's state: give one of them per call.")
     with Store.open() as store:
         if ignore or reset:
             row = mark_pattern(store, ignore or reset or "", "ignored" if ignore else "new")

@@ -69,6 +69,8 @@ def test_a_bad_since_is_a_clear_error(workspace) -> None:
     assert plain.returncode == 1 and "is not a date" in plain.stderr and not plain.stdout
     unknown = ingrain("patterns", "--ignore", "system:nope")
     assert unknown.returncode == 1 and "No pattern 'system:nope'" in unknown.stderr
+    both = ingrain("patterns", "--ignore", "system:a", "--reset", "system:b")
+    assert both.returncode == 1 and "give one of them per call" in both.stderr
 
 
 def test_human_output_shows_patterns_routes_and_notes(workspace) -> None:
