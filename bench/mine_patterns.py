@@ -119,6 +119,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         os.environ["INGRAIN_HOME"] = home
         from memory import Store
+        from memory.feedback import add_feedback
         from memory.usage import log_requests
         from tools.patterns import MiningConfig, mine_patterns
 
@@ -127,8 +128,8 @@ def main() -> None:
         rows, feedback = synthetic_rows(args.rows, now)
         store = Store.open()
         log_requests(store, rows)
-        with store.transaction():
-            store.db["feedback"].insert_all([{**f, "ts": now, "comment": None, "key_id": None} for f in feedback])
+        for f in feedback:
+            add_feedback(store, f["response_id"], rating=f["rating"], correction=f["correction"])
         print(f"log     | {len(rows)} usage rows, {len(feedback)} feedback rows written in "
               f"{time.perf_counter() - clock:.1f}s")
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
