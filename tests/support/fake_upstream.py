@@ -21,6 +21,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from tools.serve.schemas import DONE_EVENT, ApiError, chunk_event, completion_body, usage_block
+
 TRIAGE_SYSTEM_PROMPT = """\
 You are the triage assistant of Spoke & Sprocket, an independent bicycle shop with a repair workshop, \
 a rental fleet and a small showroom. Customers write to us by email and through the contact form on our \
@@ -203,8 +205,7 @@ class FakeUpstream:
     def _error(self, status: int, message: str, code: str) -> JSONResponse:
         kind = "authentication_error" if status == 401 else "invalid_request_error" if status < 500 \
             else "server_error"
-        return JSONResponse({"error": {"message": message, "type": kind, "code": code, "param": None}},
-                            status_code=status)
+        return JSONResponse(ApiError(status, message, type=kind, code=code).body(), status_code=status)
 
     def _app(self) -> FastAPI:
         app = FastAPI()
@@ -239,35 +240,22 @@ class FakeUpstream:
             prompt_tokens = _tokens(_text(m.get("content")) for m in messages)
             completion_tokens = _tokens([text])
             response_id, created, model = f"chatcmpl-up{uuid.uuid4().hex[:20]}", int(time.time()), body["model"]
-            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                     "total_tokens": prompt_tokens + completion_tokens}
             if not body.get("stream"):
-                return JSONResponse({
-                    "id": response_id, "object": "chat.completion", "created": created, "model": model,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                 "finish_reason": "stop", "logprobs": None}],
-                    "usage": usage})
+                return JSONResponse(completion_body(response_id, created, model, text, "stop", prompt_tokens,
+                                                    completion_tokens))
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
-            def event(delta: dict[str, Any], finish: str | None = None, with_usage: bool = False) -> str:
-                chunk: dict[str, Any] = {
-                    "id": response_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                    "choices": [] if with_usage else [{"index": 0, "delta": delta, "finish_reason": finish,
-                                                       "logprobs": None}]}
-                if with_usage:
-                    chunk["usage"] = usage
-                return f"data: {json.dumps(chunk)}\n\n"
-
             async def chunks() -> AsyncIterator[str]:
-                yield event({"role": "assistant", "content": ""})
+                yield chunk_event(response_id, created, model, {"role": "assistant", "content": ""})
                 for piece in re.split(r"(?<=\s)(?=\S)", text):
                     if self.chunk_delay_s:
                         await asyncio.sleep(self.chunk_delay_s)
-                    yield event({"content": piece})
-                yield event({}, finish="stop")
+                    yield chunk_event(response_id, created, model, {"content": piece})
+                yield chunk_event(response_id, created, model, {}, finish_reason="stop")
                 if include_usage:
-                    yield event({}, with_usage=True)
-                yield "data: [DONE]\n\n"
+                    yield chunk_event(response_id, created, model, {}, with_choice=False,
+                                      usage=usage_block(prompt_tokens, completion_tokens))
+                yield DONE_EVENT
 
             return StreamingResponse(chunks(), media_type="text/event-stream")
 
