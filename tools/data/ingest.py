@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,7 +11,7 @@ from tools.data.clean import CleanConfig, clean_documents, duplicate_reasons
 from tools.data.dedup import NEAR_DUPLICATE_JACCARD
 from tools.data.extract import Document, extract_files, make_document
 from tools.data.sources import DOCUMENT_SUFFIXES, is_document_file, is_unreadable_document
-from tools.data.split import write_jsonl
+from tools.data.split import read_jsonl, write_jsonl
 from tools.errors import ToolError
 
 __all__ = ["BUILTIN_CORPORA", "Chunk", "ChunkSet", "Document", "DocumentSet", "chunk_documents", "collect_documents",
@@ -128,13 +127,11 @@ def chunk_documents(documents: list[Document], config: ChunkConfig | None = None
 
 
 def read_chunks(path: Path | str) -> list[Chunk]:
-    with open(path, encoding="utf-8") as fh:
-        return [Chunk(**json.loads(line)) for line in fh if line.strip()]
+    return [Chunk(**row) for row in read_jsonl(path)]
 
 
 def read_documents(path: Path | str) -> list[Document]:
-    with open(path, encoding="utf-8") as fh:
-        return [Document(**json.loads(line)) for line in fh if line.strip()]
+    return [Document(**row) for row in read_jsonl(path)]
 
 
 def builtin_documents(name: str) -> list[Document]:

@@ -63,7 +63,8 @@ def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
     """The objects of a JSONL file; blank lines are skipped, bad JSON raises with its line number."""
     path = Path(path)
     if not path.is_file():
-        raise ToolError(f"{path} does not exist; split the dataset first (split_dataset / `ingrain run`).")
+        raise ToolError(f"{path} does not exist: an earlier step of the run writes it. `ingrain resume RUN` "
+                        "continues the run from the step that makes it.")
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if line.strip():
