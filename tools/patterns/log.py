@@ -6,11 +6,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from memory.feedback import feedback_rows
+from memory.feedback import feedback_by_response
 from memory.store import Store
-from memory.usage import usage_rows
+from memory.usage import system_hash, usage_rows
 from tools.data.dedup import example_key
-from tools.serve.routing import system_hash
 
 
 @dataclass
@@ -83,19 +82,11 @@ def _unusable(row: dict[str, Any], now: float | None) -> str | None:
 
 
 def read_feedback(store: Store) -> Feedback:
-    """Ratings and corrections per response; the latest (highest id, as from_log reads them) wins."""
-    latest: dict[str, int] = {}
-    seen: dict[str, set[int]] = {}
-    corrections: dict[str, str] = {}
-    for row in feedback_rows(store):
-        response = row["response_id"]
-        if row["rating"] is not None:
-            latest[response] = row["rating"]
-            seen.setdefault(response, set()).add(row["rating"])
-        if row["correction"]:
-            corrections[response] = row["correction"]
-    contradictions = sum(1 for ratings in seen.values() if {-1, 1} <= ratings)
-    return Feedback(latest, corrections, contradictions)
+    """Ratings and corrections per response, folded as the data builder folds them (the latest wins)."""
+    folded = feedback_by_response(store)
+    return Feedback(latest={r: f.rating for r, f in folded.items() if f.rating is not None},
+                    corrections={r: f.correction for r, f in folded.items() if f.correction},
+                    contradictions=sum({-1, 1} <= f.ratings for f in folded.values()))
 
 
 def block_text(turns: list[dict[str, Any]]) -> str:
