@@ -87,3 +87,26 @@ def test_a_flat_metric_is_no_plateau_while_the_validation_loss_falls() -> None:
     assert not control.should_training_stop
     callback._score(Weights(), 9, control, 0.897)
     assert control.should_training_stop and callback.trace.stop_reason.startswith("goal metric flat")
+
+
+def test_a_falling_loss_buys_no_time_once_the_model_drifted_past_its_allowance() -> None:
+    from types import SimpleNamespace
+
+    from tools.train.goal_stop import GoalStopCallback
+
+    class Weights:
+        training = True
+
+        def eval(self) -> None:
+            self.training = False
+
+        def train(self) -> None:
+            self.training = True
+
+    # The metric peaks at step 1; later checkpoints learn more (the loss falls) but are scored down for drift.
+    scores = iter([(0.9, {"goal": 0.9, "penalty": 0.0})] + [(-0.2, {"goal": 1.0, "penalty": 1.2})] * 3)
+    callback = GoalStopCallback(GoalStop(score=lambda m, t: next(scores), patience=3), tokenizer=None)
+    control = SimpleNamespace(should_training_stop=False)
+    for step, loss in zip(range(1, 5), [1.0, 0.5, 0.25, 0.12], strict=True):
+        callback._score(Weights(), step, control, loss)
+    assert control.should_training_stop and callback.trace.best_step == 1
