@@ -74,23 +74,26 @@ def start(goal: str, *, data_paths: list[str] | None = None, base: str | None = 
     return _drive(run_id, inputs, ask)
 
 
-def approve(run_id: int, *, choice: str | None = None, ask: Ask | None = None) -> Outcome:
-    """Answer the gate a paused run waits at with "approve" (and a trial choice at the winner gate)."""
+def approve(run_id: int, *, choice: str | None = None, ask: Ask | None = None, by: str | None = None) -> Outcome:
+    """Answer the gate a paused run waits at with "approve" (and a trial choice at the winner gate).
+
+    `by` names who answered in the trace (default: the user running this process)."""
     gate, payload = _paused_gate(run_id)
     if choice is not None and gate == "winner":
         names = [t["name"] for t in (payload.get("sweep") or {}).get("trials", [])]
         if choice not in names:
             raise AgentError(f"--choice {choice!r} is not a trial of run {run_id}; pick one of {', '.join(names)}.")
-    answer = {"action": "approve", "choice": choice, "by": getpass.getuser(), "at": time.time()}
+    answer = {"action": "approve", "choice": choice, "by": by or getpass.getuser(), "at": time.time()}
     return _drive(run_id, Command(resume=answer), ask)
 
 
-def reject(run_id: int, *, reason: str, stop: bool = False, ask: Ask | None = None) -> Outcome:
+def reject(run_id: int, *, reason: str, stop: bool = False, ask: Ask | None = None,
+           by: str | None = None) -> Outcome:
     """Answer a paused run's gate with "reject": back to plan with the reason, or stop (`stop=True`)."""
     if not reason.strip():
         raise AgentError("Say why with --reason: the planner reads it when it plans again.")
     _paused_gate(run_id)
-    answer = {"action": "reject", "reason": reason, "stop": stop, "by": getpass.getuser(), "at": time.time()}
+    answer = {"action": "reject", "reason": reason, "stop": stop, "by": by or getpass.getuser(), "at": time.time()}
     return _drive(run_id, Command(resume=answer), ask)
 
 

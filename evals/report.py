@@ -143,20 +143,27 @@ def write_report(path: Path, *, run: dict[str, Any], state: Any, events: list[di
              f"<strong>Written:</strong> {time.strftime('%Y-%m-%d %H:%M')}</p>"]
     if get("stop_reason"):
         parts.append(f"<p class='fail'>Stopped early: {esc(get('stop_reason'))}</p>")
-    parts += _plan_section(get("plan"), get("spec"))
-    timing = estimate_vs_actual((get("plan") or {}).get("estimate", {}).get("minutes", {}), events)
-    if timing:
-        parts += ["<h3>Estimate vs actual (minutes per step)</h3>", table(timing)]
-    parts += _data_section(get("dataset"))
-    parts += _sweep_section(get("sweep"), get("training"))
-    parts += _evaluation_section(get("evaluation"))
-    parts += _deployment_section(get("deployment"))
+    parts += report_sections(state, events).values()
     parts.append("<h2>Trace</h2>" + table(
         [{"time": time.strftime("%H:%M:%S", time.localtime(e["ts"])), "node": e["node"], "kind": e["kind"],
           "name": e["name"], "seconds": e["duration_s"]} for e in events if e["kind"] != "node_start"]))
     document = (f"<!doctype html><html><head><meta charset='utf-8'><title>ingrain run {esc(run['id'])}</title>"
                 f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
     return atomic_write_text(Path(path), document)
+
+
+def report_sections(state: Any, events: list[dict[str, Any]]) -> dict[str, str]:
+    """The report's parts as HTML by name (plan, data, sweep, evaluation, deployment), empty where the run has not
+    got that far; every value in them is escaped. The report file and the web console show the same parts."""
+    get = state.get if isinstance(state, dict) else lambda key, default=None: getattr(state, key, default)
+    plan = _plan_section(get("plan"), get("spec"))
+    timing = estimate_vs_actual((get("plan") or {}).get("estimate", {}).get("minutes", {}), events)
+    if timing:
+        plan += ["<h3>Estimate vs actual (minutes per step)</h3>", table(timing)]
+    return {"plan": "".join(plan), "data": "".join(_data_section(get("dataset"))),
+            "sweep": "".join(_sweep_section(get("sweep"), get("training"))),
+            "evaluation": "".join(_evaluation_section(get("evaluation"))),
+            "deployment": "".join(_deployment_section(get("deployment")))}
 
 
 def _plan_section(plan: dict[str, Any] | None, spec: dict[str, Any] | None) -> list[str]:
