@@ -56,13 +56,23 @@ class Quality:
     """min(1, alpha/0.6) x min(1, words per line/3) x (1 - boilerplate): 1 for plain prose."""
 
 
+CLEAN_REASONS = {
+    "too_short": "too short to learn from",
+    "low_quality": "not prose (menus, number tables, code dumps, site furniture)",
+    "language": "not in a language asked for",
+    "duplicate": "the same text as a document kept",
+    "near_duplicate": "nearly the same text as a document kept",
+}
+"""Why `clean_documents` drops a document; the keys are what it counts it under."""
+
+
 @dataclass
 class Cleaned:
     """What `clean_documents` kept and what it dropped, by reason."""
 
     documents: list[Document]
     dropped: dict[str, int] = field(default_factory=dict)
-    """reason (too_short, low_quality, language, duplicate, near_duplicate) → how many."""
+    """reason (a CLEAN_REASONS key) → how many."""
     languages: dict[str, int] = field(default_factory=dict)
     """Detected language → kept documents."""
 

@@ -7,17 +7,26 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tools.data.chunk import Chunk, ChunkConfig, chunk_document, sections
-from tools.data.clean import CleanConfig, clean_documents, duplicate_reasons
+from tools.data.clean import CLEAN_REASONS, CleanConfig, clean_documents, duplicate_reasons
 from tools.data.dedup import NEAR_DUPLICATE_JACCARD
-from tools.data.extract import Document, extract_files, make_document
-from tools.data.sources import DOCUMENT_SUFFIXES, is_document_file, is_unreadable_document
+from tools.data.extract import REFUSAL_REASONS, Document, extract_files, make_document
+from tools.data.sources import (
+    DOCUMENT_SUFFIXES,
+    UNREADABLE_DOCUMENT_SUFFIXES,
+    is_document_file,
+    is_unreadable_document,
+)
 from tools.data.split import read_jsonl, write_jsonl
 from tools.errors import ToolError
+from tools.progress import Progress
 
-__all__ = ["BUILTIN_CORPORA", "Chunk", "ChunkSet", "Document", "DocumentSet", "chunk_documents", "collect_documents",
-           "read_chunks", "read_documents"]
+__all__ = ["BUILTIN_CORPORA", "DROP_REASONS", "Chunk", "ChunkSet", "Document", "DocumentSet", "chunk_documents",
+           "collect_documents", "read_chunks", "read_documents"]
 
 BUILTIN_CORPORA = {"pydoc_data": "the Python reference topics that ship with Python (pydoc_data.topics)"}
+DROP_REASONS = {**REFUSAL_REASONS, **CLEAN_REASONS,
+                "unreadable": f"a format not read as text ({', '.join(sorted(UNREADABLE_DOCUMENT_SUFFIXES))})"}
+"""Every reason `collect_documents` counts a file or document under in `DocumentSet.dropped`."""
 
 
 @dataclass
@@ -28,7 +37,7 @@ class DocumentSet:
     n_documents: int
     n_words: int
     dropped: dict[str, int] = field(default_factory=dict)
-    """reason → documents or files dropped for it (only reasons that occurred)."""
+    """reason (a DROP_REASONS key) → documents or files dropped for it (only reasons that occurred)."""
     sources: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """What was skipped and why, said for the person reading the trace."""
@@ -40,11 +49,12 @@ class DocumentSet:
 
 
 def collect_documents(sources: list[dict], out_path: Path, *, clean: CleanConfig | None = None,
-                      ocr: bool = True) -> DocumentSet:
+                      ocr: bool = True, progress: Progress | None = None) -> DocumentSet:
     """Read every folder, file and built-in corpus in `sources` (dicts with kind and location), extract their
     text, clean it (`tools.data.clean`) and write the kept documents to `out_path`, one JSON object a line.
 
     Every file or document left out is counted by reason; a document of any length is kept whole.
+    `progress("extract", done, total)` follows the files read.
     """
     docs: list[Document] = []
     files: list[Path] = []
@@ -60,7 +70,7 @@ def collect_documents(sources: list[dict], out_path: Path, *, clean: CleanConfig
         elif kind in ("url", "crawl_topic"):
             raise ToolError(f"Cannot fetch {location!r}: this machine has no web access for crawling. "
                             "Save the pages into a folder and name that folder in the goal or with --data.")
-    extraction = extract_files(files, ocr=ocr)
+    extraction = extract_files(files, ocr=ocr, progress=progress)
     cleaned = clean_documents(docs + extraction.documents, clean)
     dropped = {**extraction.counts(), **cleaned.dropped}
     if unsupported:

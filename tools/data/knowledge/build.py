@@ -16,6 +16,7 @@ from tools.data.knowledge.config import ChunkLike, KnowledgeConfig, chunk_id
 from tools.data.knowledge.facts import chunk_facts
 from tools.data.knowledge.questions import offline_examples, support
 from tools.data.knowledge.teacher import TeacherEndpoint, TeacherReply, ask_teacher, teacher_examples
+from tools.progress import Progress
 from tools.text import normalize_answer
 
 
@@ -48,12 +49,17 @@ class KnowledgeResult:
 
 
 def build_knowledge(chunks: Iterable[ChunkLike], config: KnowledgeConfig | None = None, *,
-                    teacher: TeacherEndpoint | None = None, cache_dir: Path | None = None) -> KnowledgeResult:
+                    teacher: TeacherEndpoint | None = None, cache_dir: Path | None = None,
+                    progress: Progress | None = None) -> KnowledgeResult:
     """Examples for every fact of every chunk, each checked against its chunk, validated and deduplicated.
 
     With a teacher, each chunk asks it for pairs that replace `teacher_replaces`; a chunk whose requests all
     fail keeps its offline questions instead (counted as a fallback). cache_dir defaults to
     $INGRAIN_HOME/cache/teacher: a rerun over the same chunks makes no requests.
+
+    `progress(stage, done, total)` follows the stages: "teacher" (chunks answered), "generate" (chunks turned
+    into questions) and "check" (candidate examples checked). An interrupted build is run again: the offline
+    rules take seconds, and the teacher's cache answers every chunk it already answered.
     """
     config = config or KnowledgeConfig()
     chunks = list(chunks)
@@ -67,7 +73,7 @@ def build_knowledge(chunks: Iterable[ChunkLike], config: KnowledgeConfig | None 
     replies: list[TeacherReply | None] = [None] * len(chunks)
     if teacher is not None:
         replies = list(ask_teacher(chunks, teacher, config, cache_dir or Workspace.from_env().root / "cache" /
-                                   "teacher"))
+                                   "teacher", progress=progress))
         failed = [r for r in replies if r and r.pairs is None]
         result.teacher.update(chunks=len(chunks), requests=sum(r.requests for r in replies if r),
                               cached=sum(bool(r and r.cached) for r in replies),
@@ -76,15 +82,18 @@ def build_knowledge(chunks: Iterable[ChunkLike], config: KnowledgeConfig | None 
             result.notes.append(f"The teacher {teacher.model} at {teacher.base_url} failed for {len(failed)} of "
                                 f"{len(chunks)} chunks (last error: {failed[-1].error}); they use offline "
                                 "questions instead.")
+    report = progress or (lambda stage, done, total: None)
+    report("generate", 0, len(chunks))
     candidates: list[dict[str, Any]] = []
-    for chunk, chunk_facts_, reply in zip(chunks, facts, replies, strict=True):
+    for n, (chunk, chunk_facts_, reply) in enumerate(zip(chunks, facts, replies, strict=True), 1):
         answered = reply is not None and reply.pairs is not None
         kinds = [k for k in config.kinds if not (answered and k in config.teacher_replaces)]
         candidates += offline_examples(chunk, chunk_facts_, config, kinds)
         if answered:
             candidates += teacher_examples(chunk, chunk_facts_, reply.pairs, config)  # type: ignore[union-attr]
+        report("generate", n, len(chunks))
     texts = {chunk_id(chunk): chunk.text for chunk in chunks}
-    result.examples = check_examples(candidates, texts, config, result.rejected)
+    result.examples = check_examples(candidates, texts, config, result.rejected, progress=progress)
     result.by_kind = dict(Counter(e["meta"]["kind"] for e in result.examples))
     if result.chunks_without_facts:
         result.notes.append(f"{result.chunks_without_facts} of {len(chunks)} chunks state no fact a rule "
@@ -93,15 +102,17 @@ def build_knowledge(chunks: Iterable[ChunkLike], config: KnowledgeConfig | None 
 
 
 def check_examples(candidates: list[dict[str, Any]], chunk_texts: dict[str, str], config: KnowledgeConfig,
-                   rejected: dict[str, int]) -> list[dict[str, Any]]:
+                   rejected: dict[str, int], *, progress: Progress | None = None) -> list[dict[str, Any]]:
     """Keep examples whose answer its chunk supports, that validate, and that are not (near-)duplicates.
 
     Near-duplicates are dropped only within a kind: a fact's factual and paraphrased forms are similar on
-    purpose. `rejected` counts unsupported / invalid / duplicate.
+    purpose. `rejected` counts unsupported / invalid / duplicate; `progress("check", done, total)` follows them.
     """
+    report = progress or (lambda stage, done, total: None)
+    report("check", 0, len(candidates))
     kept: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for example in candidates:
+    for n, example in enumerate(candidates, 1):
         chat = {"messages": example["messages"]}
         if support(example["messages"][-1]["content"], chunk_texts[example["meta"]["chunk_id"]]) \
                 < config.support_threshold:
@@ -113,6 +124,9 @@ def check_examples(candidates: list[dict[str, Any]], chunk_texts: dict[str, str]
         else:
             seen.add(key)
             kept.append(example)
+        # Checking support dominates a build's time; a bar that moves every 50 examples is live enough.
+        if n % 50 == 0 or n == len(candidates):
+            report("check", n, len(candidates))
     pairs = near_duplicates([example_text(e) for e in kept]) if kept else []
     drop = {j for i, j, _ in pairs if kept[i]["meta"]["kind"] == kept[j]["meta"]["kind"]}
     rejected["duplicate"] += len(drop)

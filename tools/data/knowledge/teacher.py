@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from tools.data.knowledge.config import (
     topic,
 )
 from tools.data.knowledge.facts import Fact
+from tools.progress import Progress
 from tools.text import token_f1
 
 
@@ -141,15 +143,34 @@ def _ask_teacher(client: Any, endpoint: TeacherEndpoint, chunk: ChunkLike, confi
 
 
 def ask_teacher(chunks: Sequence[ChunkLike], endpoint: TeacherEndpoint, config: KnowledgeConfig,
-                cache_dir: Path) -> list[TeacherReply]:
-    """Every chunk's teacher reply, in chunk order, with at most `teacher_concurrency` requests in flight."""
+                cache_dir: Path, *, progress: Progress | None = None) -> list[TeacherReply]:
+    """Every chunk's teacher reply, in chunk order, with at most `teacher_concurrency` requests in flight.
+
+    `progress("teacher", done, total)` counts chunks answered (cached, asked or given up on), from the worker
+    threads. Each reply is cached as it arrives, so a run interrupted halfway asks only for the rest.
+    """
     import httpx
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     headers = {"Authorization": f"Bearer {endpoint.api_key}"}
-    with httpx.Client(timeout=config.teacher_timeout_s, headers=headers) as client, \
-            ThreadPoolExecutor(max_workers=config.teacher_concurrency, thread_name_prefix="teacher") as pool:
-        return list(pool.map(lambda chunk: _ask_teacher(client, endpoint, chunk, config, cache_dir), chunks))
+    report = progress or (lambda stage, done, total: None)
+    lock, done = threading.Lock(), [0]
+
+    def ask(chunk: ChunkLike) -> TeacherReply:
+        reply = _ask_teacher(client, endpoint, chunk, config, cache_dir)
+        with lock:
+            done[0] += 1
+            report("teacher", done[0], len(chunks))
+        return reply
+
+    report("teacher", 0, len(chunks))
+    with httpx.Client(timeout=config.teacher_timeout_s, headers=headers) as client:
+        pool = ThreadPoolExecutor(max_workers=config.teacher_concurrency, thread_name_prefix="teacher")
+        try:
+            return list(pool.map(ask, chunks))
+        finally:
+            # On Ctrl-C the chunks still queued are dropped: only the requests in flight finish (and are cached).
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def teacher_examples(chunk: ChunkLike, facts: list[Fact], pairs: list[dict[str, str]],
