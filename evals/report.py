@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from evals import report_data
 from evals.timing import estimate_vs_actual
 from memory.workspace import atomic_write_text
 
@@ -160,7 +161,8 @@ def report_sections(state: Any, events: list[dict[str, Any]]) -> dict[str, str]:
     timing = estimate_vs_actual((get("plan") or {}).get("estimate", {}).get("minutes", {}), events)
     if timing:
         plan += ["<h3>Estimate vs actual (minutes per step)</h3>", table(timing)]
-    return {"plan": "".join(plan), "data": "".join(_data_section(get("dataset"))),
+    data = [*_data_section(get("dataset")), *report_data.data_report(get("plan"), get("documents"), get("dataset"))]
+    return {"plan": "".join(plan), "data": "".join(data),
             "sweep": "".join(_sweep_section(get("sweep"), get("training"))),
             "evaluation": "".join(_evaluation_section(get("evaluation"))),
             "deployment": "".join(_deployment_section(get("deployment")))}

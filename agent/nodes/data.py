@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import functools
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from agent.context import Context
+from agent.progress import live_progress
 from agent.state import State
 from agent.trace import Tracer, traced
 from evals.generate import generate_replies
 from tools import data as datasets
-from tools.crawl import CrawlConfig, crawl
+from tools.crawl import CrawlConfig, CrawlSummary, crawl
 from tools.data import ingest, knowledge, replay, synth
 from tools.models import resolve_base
 
@@ -22,6 +24,17 @@ from tools.models import resolve_base
 GATHER_CRAWL = CrawlConfig(max_pages=50, max_depth=2)
 # Below ~10 hold-out examples a verdict cannot claim significance; small data sets still keep 4/5 for training.
 MIN_HOLDOUT = 12
+
+
+def gather_crawl(context: Context) -> CrawlConfig:
+    """The crawl a goal's URLs get (the plan's preview too), with a live line when the run shows progress."""
+    return replace(GATHER_CRAWL, progress=context.progress)
+
+
+def crawl_counts(summary: CrawlSummary) -> dict[str, Any]:
+    """What the data report says about a crawl: pages saved, downloaded or unchanged, and what was skipped."""
+    keys = ("pages_saved", "fetched", "from_cache", "skipped_robots", "skipped_type", "refused", "duplicates")
+    return {**{key: getattr(summary, key) for key in keys}, "errors": sum(summary.errors.values())}
 
 
 @traced
@@ -36,23 +49,28 @@ def gather(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                        "data; reading them again would only repeat the extraction")
         return {"documents": state.plan["documents"]}
     urls = [s["location"] for s in document_sources if s["kind"] == "url"]
+    crawled = None
     if urls:
-        crawled = trace.tool("crawl", crawl, urls, runtime.context.run_dir / "crawl", GATHER_CRAWL)
+        # Into the folder the plan's preview crawled, if it did: its cache turns unchanged pages into 304s.
+        crawled = trace.tool("crawl", crawl, urls, runtime.context.run_dir / "crawl", gather_crawl(runtime.context))
         trace.decision(f"read {crawled.pages_saved} crawled pages as documents", "pages are saved raw and ingest "
-                       "reads them like local HTML files", notes=crawled.notes)
+                       f"reads them like local HTML files; {crawled.fetched} were downloaded and "
+                       f"{crawled.from_cache} came unchanged from the cache", notes=crawled.notes)
         document_sources = [*(s for s in document_sources if s["kind"] != "url"),
                             {"kind": "folder", "location": crawled.pages_dir}]
-    docs = trace.tool("collect_documents", ingest.collect_documents, document_sources,
-                      runtime.context.run_dir / "documents.jsonl")
+    with live_progress(runtime.context.progress, "gather") as progress:
+        docs = trace.tool("collect_documents", ingest.collect_documents, document_sources,
+                          runtime.context.run_dir / "documents.jsonl", progress=progress)
     for note in docs.notes:
         trace.decision("skip files that are not text", note)
-    return {"documents": docs.to_dict()}
+    return {"documents": {**docs.to_dict(), "crawl": crawl_counts(crawled) if crawled else None}}
 
 
 def _knowledge_examples(documents: list[ingest.Document], runtime: Runtime[Context], trace: Tracer
-                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Questions about every fact of every passage (by a teacher LLM when one is configured, else by rule),
-    and a hold-out of facts spread over all sources, each asked in a phrasing its training questions lack."""
+    a hold-out of facts spread over all sources, each asked in a phrasing its training questions lack, and
+    what the data report says about them (chunks, examples by kind, rejections, samples)."""
     chunks = trace.tool("chunk_documents", ingest.chunk_documents, documents,
                         out_path=runtime.context.run_dir / "chunks.jsonl")
     teacher = knowledge.TeacherEndpoint.from_env()
@@ -62,14 +80,18 @@ def _knowledge_examples(documents: list[ingest.Document], runtime: Runtime[Conte
                    "no teacher is configured (INGRAIN_TEACHER_BASE_URL or OPENAI_BASE_URL): factual, cloze, "
                    "paraphrased, section and passage examples are made by rule from every passage")
     config = knowledge.KnowledgeConfig()
-    built = trace.tool("build_knowledge", knowledge.build_knowledge, chunks.chunks, config, teacher=teacher,
-                       cache_dir=runtime.context.workspace.root / "cache" / "teacher")
+    with live_progress(runtime.context.progress, "knowledge") as progress:
+        built = trace.tool("build_knowledge", knowledge.build_knowledge, chunks.chunks, config, teacher=teacher,
+                           cache_dir=runtime.context.workspace.root / "cache" / "teacher", progress=progress)
     for note in built.notes:
         trace.decision("knowledge data", note)
     split = knowledge.knowledge_split(built.examples, config)
     trace.decision(f"hold out {len(split.holdout)} facts", "one question per held-out fact, spread over every "
                    "source and phrased unlike its training questions", by_source=split.holdout_by_source())
-    return split.train, split.holdout
+    # One sample of each kind (up to five) shows a reader what the questions look like.
+    summary = {**built.to_dict(), "samples": built.samples(5), "chunks": chunks.to_dict(),
+               "holdout": len(split.holdout), "dropped_for_holdout": split.dropped}
+    return split.train, split.holdout, summary
 
 
 @traced
@@ -84,9 +106,12 @@ def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     out_dir = runtime.context.run_dir / "data"
     if state.documents and state.spec["objective"] == "knowledge":
         documents = ingest.read_documents(state.documents["path"])
-        train, holdout = _knowledge_examples(documents, runtime, trace)
+        train, holdout, knowledge_summary = _knowledge_examples(documents, runtime, trace)
         split = trace.tool("split_with_holdout", datasets.split_with_holdout, examples + train, holdout, out_dir)
+        trace.decision("data report", f"{knowledge_summary['chunks']['n_chunks']} chunks made "
+                       f"{knowledge_summary['n_examples']} examples", **knowledge_summary)
     else:
+        knowledge_summary = None
         if state.documents:
             documents = ingest.read_documents(state.documents["path"])
             config = synth.SynthConfig(objective=state.spec["objective"])
@@ -112,4 +137,5 @@ def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     with runtime.context.store() as store:
         store.record_dataset(split.dataset_id, str(Path(split.train_path).parent), run_id=runtime.context.run_id,
                              counts=split.counts, report=report.to_dict())
-    return {"dataset": {**split.to_dict(), "report": report.to_dict(), "replay_path": replayed.path}}
+    return {"dataset": {**split.to_dict(), "report": report.to_dict(), "replay_path": replayed.path,
+                        "knowledge": knowledge_summary}}
