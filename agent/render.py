@@ -83,10 +83,12 @@ def render_gate(payload: dict[str, Any], console: Console) -> None:
     if gate == "plan":
         plan = payload.get("plan") or {}
         est = plan.get("estimate") or {}
+        counted = plan.get("data_estimate")  # how a knowledge goal's examples were counted
         lines = [f"objective: {plan.get('objective')}   base: {plan.get('base_model')}",
                  "sources: " + ", ".join(f"{s['kind']}:{s['location']}" for s in plan.get("sources", [])),
                  f"steps: {' → '.join(plan.get('steps', []))}",
-                 f"data: ~{est.get('examples')} examples, ~{est.get('tokens')} tokens",
+                 f"data: ~{est.get('examples')} examples, ~{est.get('tokens')} tokens"
+                 + (f" ({escape(counted['basis'])})" if counted else ""),
                  f"sweep: {len(plan.get('grid', []))} trials × {est.get('sweep_steps_per_trial')} steps; "
                  f"train: {est.get('train_steps')} steps",
                  f"estimate: {json.dumps(est.get('minutes', {}))} minutes"

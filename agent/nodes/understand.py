@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +13,18 @@ from langgraph.runtime import Runtime
 from agent import goal as goals
 from agent.context import Context
 from agent.errors import AgentError
+from agent.nodes.data import crawl_counts, gather_crawl
+from agent.progress import live_progress
 from agent.state import State
 from agent.trace import Tracer, traced
 from evals.generate import measure_generation
 from tools import data as datasets
 from tools import sweep
-from tools.data import replay
+from tools.crawl import CrawlConfig, CrawlError, crawl
+from tools.data import ingest, knowledge, replay
 from tools.errors import ToolError
 from tools.models import resolve_base
+from tools.progress import Progress
 from tools.train import estimate
 from tools.train.calibrate import calibration_examples, measure_training
 from tools.train.config import TrainConfig
@@ -47,7 +53,15 @@ def parse_goal(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 
 LOCAL = ("folder", "file", "builtin")
-"""Source kinds on this machine: the plan may read them; URLs wait for gather's crawl."""
+"""Source kinds on this machine: the plan reads them, and gather takes what it read."""
+PREVIEW_PAGES = 20
+"""Pages the plan crawls of a knowledge goal's URLs to size its data; gather revalidates them and crawls on."""
+# What the offline knowledge generator made, in training examples per word: 21-28 per 300 words of reference
+# prose (80 pydoc topics, the README), 134 per 300 of a fact-dense handbook. A guess takes the dense end, so
+# that a budget is not planned for a fraction of the data the pages will give.
+KNOWLEDGE_EXAMPLES_PER_WORD = 0.45
+GUESS_WORDS_PER_URL = 3000
+"""Words a URL the plan could not read is guessed to give: about ten 300-word pages of a site."""
 
 
 @traced
@@ -64,14 +78,19 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         lessons = store.lessons(limit=50)
     hardware = trace.tool("detect_hardware", estimate.detect_hardware)
     stats = trace.tool("source_stats", estimate.source_stats, spec["sources"])
-    documents = None
+    documents, data_estimate = None, None
     doc_sources = [s for s in spec["sources"] if s["kind"] != "dataset"]
-    if spec["objective"] == "knowledge" and stats.documents and all(s["kind"] in LOCAL for s in doc_sources):
+    if (spec["objective"] == "knowledge" and all(s["kind"] in (*LOCAL, "url") for s in doc_sources)
+            and (stats.documents or any(s["kind"] == "url" for s in doc_sources))):
         # Knowledge data is made by rule from every fact, so the count depends on the text: read the documents
-        # and build it offline now (seconds for a handbook) rather than guess, so the sweep's epochs fit the
-        # budget. gather then takes these documents instead of reading the sources again.
-        doc_examples, doc_tokens, documents = trace.tool(
-            "preview_knowledge_data", preview_knowledge_data, doc_sources, runtime.context.run_dir / "documents")
+        # (a URL's first pages crawled into the run's cache) and build it offline now rather than guess, so the
+        # sweep's epochs fit the budget. gather takes local documents as read and revalidates crawled pages.
+        with live_progress(runtime.context.progress, "plan preview") as progress:
+            preview = trace.tool("preview_knowledge_data", preview_knowledge_data, doc_sources,
+                                 runtime.context.run_dir, gather_crawl(runtime.context), progress=progress)
+        trace.decision(f"~{preview.examples} knowledge examples", preview.basis, guess=preview.guess)
+        doc_examples, doc_tokens, documents = preview.examples, preview.tokens_per_example, preview.documents
+        data_estimate = {k: v for k, v in preview.to_dict().items() if k != "documents"}
     else:
         # Documents become a few questions per ~300-word passage; each such example is ~150 tokens.
         doc_examples, doc_tokens = 3 * max(stats.documents, stats.words // 300), 150.0
@@ -110,25 +129,78 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "budget_minutes": budget, "steps": steps, "preset": preset, "grad_accum": 1, "grid": grid,
         "hardware": hardware.to_dict(), "estimate": est.to_dict(), "speeds": speeds.to_dict(),
         "lessons_used": [lesson["text"] for lesson in lessons[:5]], "documents": documents,
+        "data_estimate": data_estimate,
     }}
 
 
-def preview_knowledge_data(sources: list[dict[str, Any]], folder: Path) -> tuple[int, float, dict[str, Any]]:
-    """(training examples, mean tokens per example, the documents read) that build_data's offline knowledge
-    generator will make from these local documents; a teacher replaces some kinds with about as many of its
-    own."""
-    import json
+@dataclass
+class KnowledgePreview:
+    """What the plan expects build_data's knowledge generator to make, and how it knows."""
 
-    from tools.data import ingest, knowledge
+    examples: int
+    """Training examples (after the hold-out is taken out)."""
+    tokens_per_example: float
+    basis: str
+    """How the count was found, said for the plan gate and the report."""
+    guess: bool = False
+    """True when pages could not be read, or only some of them were, and the count is extrapolated."""
+    documents: dict[str, Any] | None = None
+    """The documents read, when every source is local: gather takes them as they are."""
+    crawl: dict[str, Any] | None = None
+    """The preview crawl's counts, when the goal names URLs."""
 
-    docs = ingest.collect_documents(sources, folder / "documents.jsonl")
-    chunks = ingest.chunk_documents(ingest.read_documents(docs.path)).chunks
-    config = knowledge.KnowledgeConfig()
-    train = knowledge.knowledge_split(knowledge.build_knowledge(chunks, config).examples, config).train
-    if not train:
-        return 0, 150.0, docs.to_dict()
-    chars = sum(len(json.dumps(ex["messages"], ensure_ascii=False)) for ex in train)
-    return len(train), chars / len(train) / 3.3, docs.to_dict()
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def preview_knowledge_data(sources: list[dict[str, Any]], run_dir: Path, crawl_config: CrawlConfig, *,
+                           progress: Progress | None = None) -> KnowledgePreview:
+    """Build the offline knowledge data from these sources as build_data will, and count it.
+
+    Local sources are read whole. URLs are crawled into `run_dir/crawl` (gather's folder, so its crawl
+    revalidates these pages instead of downloading them again), at most PREVIEW_PAGES pages: a site that ends
+    sooner is counted exactly, a bigger one is scaled up to gather's page limit. When the crawl fails, the URLs
+    are guessed at KNOWLEDGE_EXAMPLES_PER_WORD and the preview says so. A teacher replaces some kinds with about
+    as many of its own.
+    """
+    urls = [s["location"] for s in sources if s["kind"] == "url"]
+    local = [s for s in sources if s["kind"] != "url"]
+    crawled, guessed_words, scale, basis = None, 0, 1.0, []
+    if urls:
+        try:
+            crawled = crawl(urls, run_dir / "crawl", replace(crawl_config, max_pages=min(
+                PREVIEW_PAGES, crawl_config.max_pages)))
+        except CrawlError as exc:
+            guessed_words = GUESS_WORDS_PER_URL * len(urls)
+            basis.append(f"a guess for {len(urls)} URL(s) the plan could not read ({exc}): "
+                         f"{GUESS_WORDS_PER_URL} words each at {KNOWLEDGE_EXAMPLES_PER_WORD} examples per word; "
+                         "gather crawls again")
+        else:
+            local.append({"kind": "folder", "location": crawled.pages_dir})
+            if crawled.pages_saved >= PREVIEW_PAGES and crawl_config.max_pages > PREVIEW_PAGES:
+                scale = crawl_config.max_pages / crawled.pages_saved
+                basis.append(f"built from the first {crawled.pages_saved} crawled pages and scaled to gather's "
+                             f"limit of {crawl_config.max_pages} pages, a guess for a site that may have fewer")
+            else:
+                basis.append(f"built from all {crawled.pages_saved} pages the crawl reaches")
+    examples, tokens, documents = 0, 150.0, None
+    if local:
+        docs = ingest.collect_documents(local, run_dir / "documents" / "documents.jsonl", progress=progress)
+        chunks = ingest.chunk_documents(ingest.read_documents(docs.path)).chunks
+        config = knowledge.KnowledgeConfig()
+        built = knowledge.build_knowledge(chunks, config, progress=progress).examples
+        train = knowledge.knowledge_split(built, config).train
+        # Only the crawled pages' share grows with the pages the preview did not fetch.
+        crawled_share = sum(ex["meta"]["source"].startswith(crawled.pages_dir) for ex in train) if crawled else 0
+        examples = len(train) + round(crawled_share * (scale - 1))
+        if train:
+            tokens = sum(len(json.dumps(ex["messages"], ensure_ascii=False)) for ex in train) / len(train) / 3.3
+        documents = docs.to_dict() if not urls else None
+        if not urls:
+            basis.append(f"built from the {docs.n_documents} local document(s) as build_data will")
+    examples += round(guessed_words * KNOWLEDGE_EXAMPLES_PER_WORD)
+    return KnowledgePreview(examples, tokens, "; ".join(basis), guess=bool(guessed_words) or scale > 1,
+                            documents=documents, crawl=crawl_counts(crawled) if crawled else None)
 
 
 def measure_speeds(spec: dict[str, Any], hardware: estimate.Hardware, lessons: list[dict[str, Any]], preset: str,

@@ -45,7 +45,7 @@ def test_a_knowledge_goal_trains_on_every_fact_and_is_judged_by_recall(tmp_path,
         assert fact in answers, fact
     # The plan built the same offline data to size the budget: its estimate is what build_data made.
     preview = next(e for e in events if e["kind"] == "tool_call" and e["name"] == "preview_knowledge_data")
-    planned = preview["data"]["result"][0]
+    planned = preview["data"]["result"]["examples"]
     assert planned == len(train), (planned, len(train))
     evaluation = next(e for e in events if e["kind"] == "decision" and e["node"] == "evaluate"
                       and e["name"].startswith("verdict"))
