@@ -11,6 +11,18 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; th
   echo "ingrain needs Python >= 3.11 (found: $("$PY" --version 2>&1)). Set PYTHON=/path/to/python3.11." >&2
   exit 1
 fi
+# The web console's browser tests drive Debian's chromium through its own chromedriver: a browser that
+# Selenium would download cannot be fetched here, and the packaged one keeps the two versions matched.
+if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing chromium and chromium-driver (apt) for the console's browser tests"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
+      >/tmp/ingrain-apt-chromium.log 2>&1 \
+      || { tail -n 20 /tmp/ingrain-apt-chromium.log >&2; echo "apt-get install chromium chromium-driver failed" >&2; exit 1; }
+  else
+    say "chromium / chromium-driver are missing: the console's browser tests need them (sudo apt-get install chromium chromium-driver)"
+  fi
+fi
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating virtualenv $VENV"
   "$PY" -m venv "$VENV"

@@ -16,7 +16,7 @@ import typer
 
 # isort: off
 # Each module adds its commands to `app`, in the order `ingrain --help` lists them.
-from agent.cli import runs, models, data, serve, patterns, nightly  # noqa: F401
+from agent.cli import runs, models, data, serve, patterns, nightly, console  # noqa: F401
 # isort: on
 from agent.cli.common import DEBUG, JSON_MODE, app, emit_error, err, reserve_stdout_for_json
 from agent.errors import AgentError

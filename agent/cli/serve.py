@@ -53,9 +53,13 @@ def serve(
                          backend=backend, max_batch=max_batch, upstream=upstream,
                          upstream_key_env=upstream_key_env, route=route)
     server = build_server(config)
+    from agent.console.app import mount_console
+
+    mount_console(server.config.app, loopback=config.loopback)  # the web console, same keys as the endpoint
     proxy = f", other models relayed to {upstream} (route {route})" if upstream else ""
-    Console(stderr=True).print(f"OpenAI-compatible endpoint on http://{host}:{port}/v1{proxy}; Ctrl-C or "
-                               "SIGTERM stops it after open requests finish.", highlight=False)
+    Console(stderr=True).print(f"OpenAI-compatible endpoint on http://{host}:{port}/v1{proxy}, web console on "
+                               f"http://{host}:{port}/console/; Ctrl-C or SIGTERM stops it after open requests "
+                               "finish.", highlight=False)
     server.run()
 
 
