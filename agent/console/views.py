@@ -114,9 +114,9 @@ def graph_view(run: dict[str, Any], events: list[dict[str, Any]]) -> list[dict[s
     for event in events:
         if event["kind"] == "node_end":
             runs_of[event["name"]] = runs_of.get(event["name"], 0) + 1
-        elif event["kind"] == "answer":
-            gate = f"{event['name']}_gate"
-            runs_of[gate] = runs_of.get(gate, 0) + 1
+        elif event["kind"] in ("answer", "decision") and (event.get("node") or "").endswith("_gate"):
+            # A gate is no traced node: it is passed when a person answered it or a policy decided it.
+            runs_of[event["node"]] = runs_of.get(event["node"], 0) + 1
     current = current_node(run, events)
     nodes = []
     for name in graph_nodes():

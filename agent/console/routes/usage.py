@@ -26,7 +26,7 @@ WINDOW_DAYS = 14
 def usage_page(request: Request, who: Reader) -> Response:
     since = time.time() - WINDOW_DAYS * 86400
     with Store.open() as store:
-        recent = usage_rows(store, limit=50)
+        recent = usage_rows(store, limit=25)
         window = usage_rows(store, limit=20000, since=since)
         summary = usage_summary(store)
         mined = patterns(store)
