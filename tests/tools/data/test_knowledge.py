@@ -24,6 +24,7 @@ from tools.data.knowledge import (
     estimate_examples,
     factual_question,
     find_fact,
+    find_facts,
     knowledge_split,
     split_sentences,
     support,
@@ -240,7 +241,8 @@ def test_real_chunks_of_a_markdown_page_each_get_questions_and_overlap_is_asked_
     assert len(chunks) > 4 and result.n_facts >= len(chunks)
     fact_sentences = {s for c in chunks for s in split_sentences(c.text) if find_fact(s)}
     factual = [_reply(e) for e in result.examples if e["meta"]["kind"] == "factual"]
-    assert sorted(factual) == sorted(fact_sentences)  # each once, though the overlap repeats some
+    # every fact sentence is asked about, once per fact it states, though the overlap repeats some
+    assert set(factual) == fact_sentences and len(factual) == result.n_facts
     assert "Notes go to Oskar Brandt in human resources." in factual  # the document's last sentence
     assert all(e["meta"]["heading"].startswith("Handbook > ") for e in result.examples)
     assert estimate_examples(chunks) == len(result.examples)
@@ -250,3 +252,16 @@ def test_sentences_cut_by_a_chunk_window_are_not_asked_about() -> None:
     assert split_sentences("weekdays. Visitors must sign in at reception. Parking costs €4.50 per day. Staff "
                            "must wear their") == ["Visitors must sign in at reception.", "Parking costs €4.50 per day."]
     assert split_sentences("Office hours are nine to five") == ["Office hours are nine to five"]
+
+
+def test_a_sentence_with_two_facts_gets_questions_about_each() -> None:
+    facts = find_facts("Visitors park in the Gull garage on level 4.", "c#3", "c")
+    assert [(f.fact_id, f.value) for f in facts] == [("c#3", "4"), ("c#3.1", "Gull")]
+    assert {factual_question(f, "") for f in facts} == {"Visitors park in the Gull garage on which level?",
+                                                        "In which garage do visitors park on level 4?"}
+    (company,) = find_facts("The office kitchen is cleaned by the Pelham company.")
+    assert factual_question(company, "") == "By which company is the office kitchen cleaned?"
+    assert cloze(company) == ("Fill in the blank: The office kitchen is cleaned by the ____ company.", "Pelham")
+    (month,) = find_facts("Fire drills take place on the second Tuesday of March.")
+    assert month.value == "March" and factual_question(month, "").endswith("of which month?")
+    assert [f.value for f in find_facts("Heron has 96 CPU cores.")] == ["96 CPU cores"]

@@ -26,7 +26,7 @@ from tools.data.knowledge.config import (
     knowledge_example,
     topic,
 )
-from tools.data.knowledge.facts import Fact, chunk_facts, find_fact, split_sentences
+from tools.data.knowledge.facts import Fact, chunk_facts, find_fact, find_facts, split_sentences
 from tools.data.knowledge.questions import (
     cloze,
     embedded_question,
@@ -50,6 +50,6 @@ __all__ = [
     "DEFAULT_TEACHER_MODEL", "OFFLINE_KINDS", "TEACHER_KIND", "TEACHER_PROMPT", "TEACHER_SYSTEM", "ChunkLike", "Fact",
     "KnowledgeConfig", "KnowledgeResult", "KnowledgeSplit", "TeacherEndpoint", "TeacherReply", "ask_teacher",
     "build_knowledge", "check_examples", "chunk_facts", "chunk_id", "cloze", "embedded_question", "estimate_examples",
-    "factual_question", "find_fact", "knowledge_example", "knowledge_split", "offline_examples", "paraphrases",
-    "parse_teacher_pairs", "split_sentences", "support", "teacher_examples", "teacher_messages", "topic",
+    "factual_question", "find_fact", "find_facts", "knowledge_example", "knowledge_split", "offline_examples",
+    "paraphrases", "parse_teacher_pairs", "split_sentences", "support", "teacher_examples", "teacher_messages", "topic",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tools.data.knowledge.config import ChunkLike, KnowledgeConfig, chunk_id
 
@@ -16,7 +16,7 @@ class Fact:
     chunk_id: str
     sentence: str
     span_kind: str
-    """time, date, money, percent, quantity, name, definition, rule."""
+    """time, date, money, percent, quantity, label, name, definition, rule."""
     start: int
     end: int
     """The span sentence[start:end] that questions replace (a preposition included)."""
@@ -33,9 +33,9 @@ _MONTH = "January|February|March|April|May|June|July|August|September|October|No
 _DAY = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
 _DETERMINERS = "the|a|an|our|your|its|their|his|her|my|these|those"
 _FUNCTION = "and|the|for|per|are|was|were|who|which|that|than|with|from|more|less|times|or"
-_SPANS = (  # (kind, pattern); the first that matches a sentence is its span
-    ("money", re.compile(r"(?:\b(?P<prep>of|for|up to|at most|at least|over|under)\s+)?(?P<value>[$€£]\s?\d[\d,]*"
-                         r"(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)?\s?(?:euros?|dollars?|pounds?|EUR|USD|GBP)\b)")),
+_SPANS = (  # (kind, pattern), likeliest first; a sentence's facts are its non-overlapping matches
+    ("money", re.compile(r"(?:\b(?P<prep>of|for|up to|at most|at least|over|under|above|below)\s+)?"
+                         r"(?P<value>[$€£]\s?\d[\d,]*(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)?\s?(?:euros?|dollars?|pounds?|EUR|USD|GBP)\b)")),
     ("time", re.compile(r"(?:\b(?P<prep>at|by|from|until|before|after)\s+)?(?P<value>\b\d{1,2}:\d{2}"
                         r"(?:\s?[ap]\.?m\.?)?|\b\d{1,2}(?:\.\d{2})?\s?[ap]\.?m\.?)")),
     ("percent", re.compile(r"(?P<prep>)(?P<value>\b\d+(?:\.\d+)?\s?(?:%|percent\b))")),
@@ -44,7 +44,10 @@ _SPANS = (  # (kind, pattern); the first that matches a sentence is its span
                         rf"|(?:{_MONTH})(?:\s+\d{{1,2}}(?:st|nd|rd|th)?)?(?:,?\s+\d{{4}})?"
                         rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTH})(?:\s+\d{{4}})?|(?:19|20)\d{{2}})\b)")),
     ("quantity", re.compile(rf"(?:\b(?P<prep>within|for|after|every|up to|at least|at most|over|under|about)\s+)?"
-                            rf"(?P<value>\b(?:\d[\d,]*(?:\.\d+)?|{_NUMBER_WORDS})\s+(?!(?:{_FUNCTION})\b)(?P<unit>[a-z]{{3,}})\b)")),
+                            rf"(?P<value>\b(?:\d[\d,]*(?:\.\d+)?|{_NUMBER_WORDS})\s+(?!(?:{_FUNCTION})\b)"
+                            rf"(?P<unit>[a-z]{{3,}}|[A-Z]{{2,5}}\s+[a-z]{{3,}})\b)")),
+    ("label", re.compile(rf"\b(?P<prep>on|in|at|from|to|by|via|through)\s+\b(?P<unit>(?!(?:{_FUNCTION})\b)"
+                         r"[a-z]{3,})\s+(?P<value>[A-Z]{0,3}-?\d+[A-Za-z]?)\b(?![:.,]\d)")),
     ("definition", re.compile(r"^(?P<prep>)(?P<subject>[A-Z][^,;:]{1,60}?)\s+(?P<verb>is|are|means|refers to)\s+"
                               r"(?P<value>(?:a|an|the)\s.{6,})$")),
     ("name", re.compile(r"(?:\b(?P<prep>in|at|near|by|to|from|with)\s+)?(?P<value>(?<![\w'-])"
@@ -102,32 +105,62 @@ def split_sentences(text: str) -> list[str]:
 
 
 def find_fact(sentence: str, fact_id: str = "", chunk_id: str = "") -> Fact | None:
-    """The fact a sentence states and the span to ask about, or None for a sentence with no fact."""
+    """The first fact a sentence states and the span to ask about, or None for a sentence with no fact."""
+    facts = find_facts(sentence, fact_id, chunk_id)
+    return facts[0] if facts else None
+
+
+def find_facts(sentence: str, fact_id: str = "", chunk_id: str = "", limit: int = 3) -> list[Fact]:
+    """Every span of a sentence a question can ask about, the likeliest kind first, up to `limit`.
+
+    `Visitors park in the Gull garage on level 4` holds two facts (where, which level): a question about
+    either must be answerable, so each gets questions of its own. A definition or rule is the sentence's
+    fact only when nothing narrower is; the first fact keeps `fact_id`, the others get `.1`, `.2` ...
+    """
     body = sentence.rstrip(".!? ")
+    spans: list[Fact] = []
     for kind, pattern in _SPANS:
+        if kind in ("definition", "rule") and spans:
+            continue
         for match in pattern.finditer(body):
-            if kind == "name" and (match.group("value") in _NOT_NAMES or re.fullmatch(
-                    rf"(?:{_MONTH}|{_DAY})s?", match.group("value"))):
-                continue
-            prep = match.group("prep") or ""
-            start = match.start("prep") if prep else match.start("value")
-            if kind == "name" and start == 0 and " " not in match.group("value"):
-                continue  # one capitalised word opening a sentence is as likely a common noun
-            determiner = re.search(rf"\b(?:{_DETERMINERS})\s+$", body[:start], re.I)
-            rest = body[match.end("value"):]
-            if kind == "name" and determiner and re.match(r"\s+[a-z]", rest) \
-                    and not (determiner.start() == 0 and re.match(r"\s+[a-z]+s\b", rest)):
-                continue  # `the Tidewater portal`: the name only qualifies a noun (`The Portal handles` asks)
-            if determiner and kind in ("name", "quantity", "money", "percent"):
-                start = determiner.start()  # `of our three sites` → `of how many sites`
-            value = match.group("value")
-            if kind in ("definition", "rule"):
-                wh = "what" if kind == "definition" else "whether"
-                return Fact(fact_id, chunk_id, sentence, kind, match.start("value"), match.end("value"), value,
-                            wh, wh)
-            wh, insitu = _wh_phrase(kind, prep, match)
-            return Fact(fact_id, chunk_id, sentence, kind, start, match.end("value"), value, wh, insitu)
-    return None
+            fact = _span_fact(sentence, body, kind, match, fact_id, chunk_id)
+            if fact and not any(fact.start < f.end and f.start < fact.end for f in spans):
+                spans.append(fact)
+    return [replace(f, fact_id=f"{fact_id}.{n}" if n else fact_id) for n, f in enumerate(spans[:limit])]
+
+
+def _span_fact(sentence: str, body: str, kind: str, match: re.Match[str], fact_id: str,
+               chunk_id: str) -> Fact | None:
+    """The fact one pattern match states, or None when the match only looks like one."""
+    if kind == "name" and (match.group("value") in _NOT_NAMES or re.fullmatch(
+            rf"(?:{_MONTH}|{_DAY})s?", match.group("value"))):
+        return None
+    prep = match.group("prep") or ""
+    start = match.start("prep") if prep else match.start("value")
+    if kind == "name" and start == 0 and " " not in match.group("value"):
+        return None  # one capitalised word opening a sentence is as likely a common noun
+    determiner = re.search(rf"\b(?:{_DETERMINERS})\s+$", body[:start], re.I)
+    rest = body[match.end("value"):]
+    if kind == "date" and re.search(r"\b(?:first|second|third|fourth|last)\s+$", body[:start]):
+        return None  # `the second Tuesday of March`: the month is asked, not an ordinal's weekday
+    if kind == "name" and determiner and re.match(r"\s+[a-z]", rest) \
+            and not (determiner.start() == 0 and re.match(r"\s+[a-z]+s\b", rest)):
+        # `by the Pelham company`: the name qualifies a noun, so the question asks `by which company`
+        noun = re.match(r"\s+([a-z]{3,})\b", rest)
+        if not noun:
+            return None
+        lead = re.search(r"\b(in|at|on|by|to|from|with|near|of)\s+$", body[:determiner.start()])
+        wh = f"{lead.group(1) if lead else ''} which {noun.group(1)}".strip()
+        return Fact(fact_id, chunk_id, sentence, kind, lead.start() if lead else determiner.start(),
+                    match.end("value") + noun.end(), match.group("value"), wh, wh)
+    if determiner and kind in ("name", "quantity", "money", "percent"):
+        start = determiner.start()  # `of our three sites` → `of how many sites`
+    value = match.group("value")
+    if kind in ("definition", "rule"):
+        wh = "what" if kind == "definition" else "whether"
+        return Fact(fact_id, chunk_id, sentence, kind, match.start("value"), match.end("value"), value, wh, wh)
+    wh, insitu = _wh_phrase(kind, prep, match)
+    return Fact(fact_id, chunk_id, sentence, kind, start, match.end("value"), value, wh, insitu)
 
 
 def _wh_phrase(kind: str, prep: str, match: re.Match[str]) -> tuple[str, str]:
@@ -135,6 +168,8 @@ def _wh_phrase(kind: str, prep: str, match: re.Match[str]) -> tuple[str, str]:
     if kind == "time":
         return ("when", "at what time") if prep in ("", "at") else (f"{prep} what time",) * 2
     if kind == "date":
+        if re.fullmatch(_MONTH, match.group("value")):  # `in March` → `in which month`
+            return f"{prep or 'in'} which month", f"{prep} which month".strip()
         return ("when",) * 2 if prep in ("", "on", "in", "every", "each") else (f"{prep} when",) * 2
     if kind == "name":
         if prep in ("in", "at", "near"):
@@ -143,6 +178,8 @@ def _wh_phrase(kind: str, prep: str, match: re.Match[str]) -> tuple[str, str]:
         person = len(words) >= 2 and words[-1].lower() not in _PLACE_WORDS
         noun = ("whom" if prep else "who") if person else "what"
         return (f"{prep} {noun}".strip(),) * 2
+    if kind == "label":  # `on floor 3` → `on which floor`
+        return (f"{prep} which {match.group('unit')}".strip(),) * 2
     phrase = {"money": "how much", "percent": "what percentage"}.get(kind) or f"how many {match.group('unit')}"
     return (f"{prep} {phrase}".strip(),) * 2
 
@@ -151,6 +188,6 @@ def chunk_facts(chunk: ChunkLike, config: KnowledgeConfig) -> list[Fact]:
     """The chunk's fact sentences in order; past the cap, an even spread so the end is covered too."""
     cid = chunk_id(chunk)
     facts = [fact for i, sentence in enumerate(split_sentences(chunk.text))
-             if (fact := find_fact(sentence, f"{cid}#{i}", cid)) is not None]
+             for fact in find_facts(sentence, f"{cid}#{i}", cid)]
     n = config.max_facts_per_chunk
     return facts if len(facts) <= n else [facts[int((k + 0.5) * len(facts) / n)] for k in range(n)]
