@@ -10,7 +10,7 @@ from langgraph.runtime import Runtime
 from agent.context import Context
 from agent.state import State
 from agent.trace import Tracer, traced
-from evals.verdict import Criteria, run_evaluation
+from evals.verdict import Criteria, nll_limit, run_evaluation
 from tools.data import read_jsonl
 from tools.models import resolve_base
 from tools.serve.routing import answers_agree
@@ -37,6 +37,7 @@ def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     longest = max(len(ex["messages"][-1]["content"].split()) for ex in holdout)
     criteria = Criteria(margin=success.get("min_improvement") or Criteria.margin,
                         regression_threshold=success.get("max_regression") or Criteria.regression_threshold,
+                        nll_threshold=nll_limit(state.spec["objective"]),
                         max_new_tokens=min(Criteria.max_new_tokens, max(32, int(longest * 1.6) + 8)))
     reference, against = _reference(base.path, runtime, trace)
     result = trace.tool("run_evaluation", run_evaluation, reference, state.training["weights_path"], holdout,

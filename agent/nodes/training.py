@@ -13,7 +13,7 @@ from agent.state import State
 from agent.trace import Tracer, traced
 from evals.quick import goal_scorer, objective_score, reply_budget
 from evals.timing import actual_seconds
-from evals.verdict import Criteria
+from evals.verdict import nll_limit
 from tools import sweep as sweeps
 from tools.data import read_jsonl, write_jsonl
 from tools.deploy import version_name
@@ -22,6 +22,9 @@ from tools.train import trainer
 from tools.train.config import TrainConfig
 from tools.train.estimate import GOAL_SAMPLE
 from tools.train.goal_stop import GoalStop
+
+NOT_QUESTIONS = ("passage", "section", "cloze")
+"""Knowledge example kinds that are not questions a user would ask."""
 
 
 def _config(state: State, overrides: dict[str, Any], max_steps: int, *, every: int) -> TrainConfig:
@@ -39,7 +42,10 @@ def _config(state: State, overrides: dict[str, Any], max_steps: int, *, every: i
 
 def _goal_sample(state: State) -> tuple[list[dict[str, Any]], list[str]]:
     """The validation examples the goal metric is scored on, and the training targets its style is learned from."""
-    sample = read_jsonl(state.dataset["val_path"])[:GOAL_SAMPLE]
+    val = read_jsonl(state.dataset["val_path"])
+    # A knowledge goal is judged on questions: recitations and blanks go last, so the sample asks questions.
+    val.sort(key=lambda ex: ex.get("meta", {}).get("kind") in NOT_QUESTIONS)
+    sample = val[:GOAL_SAMPLE]
     targets = [ex["messages"][-1]["content"] for ex in read_jsonl(state.dataset["train_path"])[:200]]
     return sample, targets
 
@@ -118,7 +124,7 @@ def train(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         config = TrainConfig.from_dict({**config.to_dict(), "lr": config.lr / 2})
     sample, targets = _goal_sample(state)
     # Keep clear of the verdict's forgetting limit: drift past most of it costs the checkpoint its score.
-    limit = Criteria().nll_threshold
+    limit = nll_limit(state.spec["objective"])
     goal = GoalStop(score=goal_scorer(sample, state.spec["objective"], targets, nll_allowance=0.8 * limit,
                                       nll_limit=limit),
                     every=est.get("score_every", 10), deadline=_train_deadline(state, runtime), best_dir=out / "best")

@@ -42,7 +42,7 @@ class KnowledgeConfig:
     section_answer_words: int = field(default=120, metadata={
         "help": "The section question's answer is the chunk's fact sentences, cut near this many words."})
     seed: int = 42
-    holdout_share: float = field(default=0.2, metadata={
+    holdout_share: float = field(default=0.3, metadata={
         "help": "Share of each source's facts that get one hold-out question (at least one per source)."})
     holdout_kinds: tuple[str, ...] = field(default=("paraphrase", TEACHER_KIND), metadata={
         "help": "Kinds a hold-out question may have, in order of preference; its fact trains on the others."})
