@@ -9,11 +9,14 @@ one answer (a time, a number, a name). The 40 questions ask about facts after ea
 in wordings of their own. A reply counts when it holds the fact (evals.knowledge.knowledge_recall).
 
 Usage:  .venv/bin/python bench/knowledge_recall.py [--budget-minutes 20] [--teacher]
+
+With --teacher, a stand-in teacher on loopback (tests.support.handbook.handbook_teacher) writes the questions.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -27,97 +30,8 @@ sys.path.insert(0, str(REPO))
 
 from bench.learn_quality import INGRAIN, ask_endpoint  # noqa: E402
 from evals.knowledge import knowledge_recall  # noqa: E402
-
-# (page title, [(sentence, question, answer)]): the first fact of each page opens it and is never asked.
-PAGES: list[tuple[str, list[tuple[str, str, str]]]] = [
-    ("Harbor Street office", [
-        ("The Harbor Street office was opened by Ilse Varga in 2011.", "", ""),
-        ("The reception desk opens at 7:40 every weekday.", "At what time does the Harbor Street reception open?",
-         "7:40"),
-        ("Visitors park in the Gull garage on level 4.", "Which level of the Gull garage is for visitors?", "4"),
-        ("The office kitchen is cleaned by the Pelham company.", "Which company cleans the office kitchen?",
-         "Pelham"),
-        ("Fire drills take place on the second Tuesday of March.", "In which month are the fire drills held?",
-         "March"),
-        ("The mail room is on floor 3.", "Which floor is the mail room on?", "3"),
-    ]),
-    ("Travel policy", [
-        ("The travel policy applies to every employee of Norvane.", "", ""),
-        ("Train tickets above 180 euros need approval from Oskar Lind.",
-         "Who approves train tickets that cost more than 180 euros?", "Oskar Lind"),
-        ("Hotel nights are refunded up to 135 euros.", "What is the most refunded for a hotel night?", "135"),
-        ("Receipts must be uploaded within 21 days.", "How many days do employees have to upload receipts?", "21"),
-        ("Flights shorter than 4 hours are booked in economy.",
-         "Below how many hours of flight is economy class used?", "4"),
-        ("The travel desk is called Compass.", "What is the name of the travel desk?", "Compass"),
-    ]),
-    ("Build server", [
-        ("The build server is named Heron.", "", ""),
-        ("Heron runs the nightly tests at 02:10.", "When do the nightly tests run on Heron?", "02:10"),
-        ("Access to Heron is granted by the Kestrel team.", "Which team grants access to the build server?",
-         "Kestrel"),
-        ("Build logs are kept for 45 days.", "For how many days are build logs kept?", "45"),
-        ("Heron has 96 CPU cores.", "How many CPU cores does the build server have?", "96"),
-        ("Failed builds are reported in the channel called lantern.",
-         "In which channel are failed builds reported?", "lantern"),
-    ]),
-    ("Leave", [
-        ("Every employee gets 27 days of paid leave per year.", "", ""),
-        ("Sick leave must be reported to Marta Ilves.", "To whom is sick leave reported?", "Marta Ilves"),
-        ("Unused leave expires on 31 March.", "When does unused leave expire?", "31 March"),
-        ("Parents receive 16 weeks of paid parental leave.", "How many weeks of parental leave are paid?", "16"),
-        ("The leave request form is called PL-2.", "What is the leave request form called?", "PL-2"),
-        ("Leave longer than 10 days needs two weeks of notice.",
-         "Above how many days of leave are two weeks of notice needed?", "10"),
-    ]),
-    ("Security", [
-        ("Security at Norvane is run by Dana Okafor.", "", ""),
-        ("Passwords must be changed every 90 days.", "How often must passwords be changed, in days?", "90"),
-        ("Badges are printed in room B12.", "In which room are badges printed?", "B12"),
-        ("Lost badges are reported to the Falcon desk.", "Where are lost badges reported?", "Falcon"),
-        ("Laptops lock after 5 minutes without use.", "After how many idle minutes do laptops lock?", "5"),
-        ("Guest Wi-Fi codes change every Monday.", "On which day do the guest Wi-Fi codes change?", "Monday"),
-    ]),
-    ("Canteen", [
-        ("The canteen is run by Tomas Brenner.", "", ""),
-        ("Lunch is served from 11:45.", "From what time is lunch served?", "11:45"),
-        ("A lunch costs 6 euros for staff.", "How much does a staff lunch cost, in euros?", "6"),
-        ("The soup of the day is posted on the board called Ladle.", "What is the menu board called?", "Ladle"),
-        ("The canteen closes at 14:30.", "When does the canteen close?", "14:30"),
-        ("Fruit is delivered by the Orchard farm.", "Which farm delivers the fruit?", "Orchard"),
-    ]),
-    ("Onboarding", [
-        ("Onboarding at Norvane lasts two weeks.", "", ""),
-        ("New staff meet their buddy on day 3.", "On which day do new staff meet their buddy?", "3"),
-        ("The welcome session is led by Priya Nandakumar.", "Who leads the welcome session?", "Priya Nandakumar"),
-        ("Laptops are handed out in room C4.", "In which room are laptops handed out?", "C4"),
-        ("The first review happens after 90 days.", "After how many days is the first review?", "90"),
-        ("The onboarding checklist is called Seedling.", "What is the onboarding checklist called?", "Seedling"),
-    ]),
-    ("Meeting rooms", [
-        ("Meeting rooms at Norvane are named after rivers.", "", ""),
-        ("The largest room, Danube, seats 24 people.", "How many people does the Danube room seat?", "24"),
-        ("Rooms are booked in the tool called Tidal.", "Which tool is used to book rooms?", "Tidal"),
-        ("Bookings longer than 3 hours need a reason.", "Above how many hours does a booking need a reason?", "3"),
-        ("The Rhine room has a video wall.", "Which room has a video wall?", "Rhine"),
-        ("Unused bookings are released after 15 minutes.", "After how many minutes are unused bookings released?",
-         "15"),
-    ]),
-]
-
-
-def write_pages(folder: Path) -> list[dict]:
-    """The pages as Markdown files; the questions (user turn + fact) about every fact but each page's first."""
-    folder.mkdir(parents=True, exist_ok=True)
-    questions = []
-    for index, (title, facts) in enumerate(PAGES):
-        half = len(facts) // 2
-        body = [f"# {title}", "", " ".join(s for s, _, _ in facts[:half]), "", "## Details", "",
-                " ".join(s for s, _, _ in facts[half:]), ""]
-        (folder / f"page-{index + 1}.md").write_text("\n".join(body))
-        questions += [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
-                       "fact": a, "page": title} for _, q, a in facts if q]
-    return questions
+from tests.support.fake_upstream import FakeUpstream  # noqa: E402
+from tests.support.handbook import PAGES, handbook_teacher, write_pages  # noqa: E402
 
 
 def score(replies: list[str], questions: list[dict]) -> int:
@@ -127,6 +41,8 @@ def score(replies: list[str], questions: list[dict]) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget-minutes", type=float, default=20)
+    parser.add_argument("--teacher", action="store_true",
+                        help="write the questions with a teacher on loopback (tests.support.handbook)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ingrain-knowledge-"))
     home, folder = work / "home", work / "handbook"
@@ -137,8 +53,14 @@ def main() -> None:
     print(f"base     {score(base, questions):>2}/{len(questions)}", flush=True)
     started = time.time()
     goal = f"Put the contents of {folder} into a model so it can answer questions about it"
-    done = subprocess.run([*INGRAIN, "run", goal, "--policy", "auto", "--budget-minutes", str(args.budget_minutes),
-                           "--json"], env=env, capture_output=True, text=True)
+    with contextlib.ExitStack() as stack:
+        if args.teacher:
+            teacher = stack.enter_context(FakeUpstream(answer=handbook_teacher))
+            env["INGRAIN_TEACHER_BASE_URL"] = teacher.url
+        done = subprocess.run([*INGRAIN, "run", goal, "--policy", "auto", "--budget-minutes",
+                               str(args.budget_minutes), "--json"], env=env, capture_output=True, text=True)
+        if args.teacher:
+            print(f"teacher   {len(teacher.chat_requests())} requests", flush=True)
     wall = time.time() - started
     outcome = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {"error": done.stderr[-2000:]}
     if not outcome.get("model"):
