@@ -16,15 +16,13 @@ from evals.timing import actual_seconds
 from evals.verdict import nll_limit
 from tools import sweep as sweeps
 from tools.data import read_jsonl, write_jsonl
+from tools.data.knowledge.config import RECITATION_KINDS
 from tools.deploy import version_name
 from tools.models import load_tokenizer, resolve_base
 from tools.train import trainer
 from tools.train.config import TrainConfig
 from tools.train.estimate import GOAL_SAMPLE
 from tools.train.goal_stop import GoalStop
-
-NOT_QUESTIONS = ("passage", "section", "cloze")
-"""Knowledge example kinds that are not questions a user would ask."""
 
 
 def _config(state: State, overrides: dict[str, Any], max_steps: int, *, every: int) -> TrainConfig:
@@ -44,7 +42,7 @@ def _goal_sample(state: State) -> tuple[list[dict[str, Any]], list[str]]:
     """The validation examples the goal metric is scored on, and the training targets its style is learned from."""
     val = read_jsonl(state.dataset["val_path"])
     # A knowledge goal is judged on questions: recitations and blanks go last, so the sample asks questions.
-    val.sort(key=lambda ex: ex.get("meta", {}).get("kind") in NOT_QUESTIONS)
+    val.sort(key=lambda ex: ex.get("meta", {}).get("kind") in RECITATION_KINDS)
     sample = val[:GOAL_SAMPLE]
     targets = [ex["messages"][-1]["content"] for ex in read_jsonl(state.dataset["train_path"])[:200]]
     return sample, targets

@@ -3,7 +3,11 @@ shared by the knowledge recall bench and the end-to-end knowledge test."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+
+from tools.data.knowledge import factual_question, find_facts, split_sentences
 
 # (page title, [(sentence, question, answer)]): the first fact of each page opens it and is never asked.
 PAGES: list[tuple[str, list[tuple[str, str, str]]]] = [
@@ -100,11 +104,6 @@ def write_pages(folder: Path, pages: list[tuple[str, list[tuple[str, str, str]]]
 def handbook_teacher(messages: list[dict]) -> str:
     """A stand-in for a large teacher model on loopback: two questions per fact of the passage it is sent, in
     wordings of its own (neither the offline rules' nor the bench's), answered with the passage's sentence."""
-    import json
-    import re
-
-    from tools.data.knowledge import factual_question, find_facts, split_sentences
-
     prompt = messages[-1]["content"]
     title = re.search(r'Passage from "([^"]*)"', prompt)
     passage = re.search(r"<<<\n(.*)\n>>>", prompt, re.S)

@@ -19,6 +19,7 @@ from tools.data.knowledge.build import (
 from tools.data.knowledge.config import (
     DEFAULT_TEACHER_MODEL,
     OFFLINE_KINDS,
+    RECITATION_KINDS,
     TEACHER_KIND,
     ChunkLike,
     KnowledgeConfig,
@@ -47,7 +48,8 @@ from tools.data.knowledge.teacher import (
 )
 
 __all__ = [
-    "DEFAULT_TEACHER_MODEL", "OFFLINE_KINDS", "TEACHER_KIND", "TEACHER_PROMPT", "TEACHER_SYSTEM", "ChunkLike", "Fact",
+    "DEFAULT_TEACHER_MODEL", "OFFLINE_KINDS", "RECITATION_KINDS", "TEACHER_KIND", "TEACHER_PROMPT", "TEACHER_SYSTEM",
+    "ChunkLike", "Fact",
     "KnowledgeConfig", "KnowledgeResult", "KnowledgeSplit", "TeacherEndpoint", "TeacherReply", "ask_teacher",
     "build_knowledge", "check_examples", "chunk_facts", "chunk_id", "cloze", "embedded_question", "estimate_examples",
     "factual_question", "find_fact", "find_facts", "knowledge_example", "knowledge_split", "offline_examples",

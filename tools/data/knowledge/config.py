@@ -8,6 +8,8 @@ from typing import Any, Protocol
 from tools.errors import ToolError
 
 OFFLINE_KINDS = ("factual", "answer_first", "cloze", "paraphrase", "section", "passage")
+RECITATION_KINDS = ("cloze", "section", "passage")
+"""Kinds that are not questions a user would ask: a blank to fill, a section summed up, a passage recited."""
 TEACHER_KIND = "teacher"
 DEFAULT_TEACHER_MODEL = "gpt-4o-mini"
 
