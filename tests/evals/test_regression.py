@@ -14,7 +14,7 @@ from tools.errors import ToolError
 def test_suite_covers_the_categories_and_references_pass_their_own_checks():
     suite = load_suite()
     assert {"instructions", "arithmetic", "reasoning", "safety", "general"} == {i.category for i in suite}
-    assert len({i.id for i in suite}) == len(suite) >= 15
+    assert len({i.id for i in suite}) == len(suite) >= 36
     failing = [i.id for i in suite if not check_output(i, i.reference)]
     assert failing == []
 

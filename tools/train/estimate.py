@@ -18,7 +18,19 @@ DEFAULT_GENERATE_TOKENS_PER_S = {"cpu": 35.0, "cuda": 2000.0}
 # Per training run beyond its steps: loading the model, building the packed data, the final validation pass.
 DEFAULT_RUN_OVERHEAD_S = {"cpu": 25.0, "cuda": 20.0}
 TOKENS_PER_EXAMPLE = 90
-REGRESSION_SUITE_PROMPTS = 18
+REGRESSION_SUITE_FILE = Path(__file__).resolve().parents[2] / "evals" / "regression_suite.jsonl"
+
+
+def _count_suite_prompts(path: Path = REGRESSION_SUITE_FILE, default: int = 36) -> int:
+    """Non-blank lines of the general regression suite, counted without importing the evals package."""
+    try:
+        return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip()) or default
+    except OSError:
+        return default
+
+
+REGRESSION_SUITE_PROMPTS = _count_suite_prompts()
+"""Prompts the evaluate step decodes on base and tuned alike: one per line of evals/regression_suite.jsonl."""
 SUITE_NEW_TOKENS = 64
 GOAL_SAMPLE = 8
 """Validation examples the goal metric is scored on during training and in the sweep."""

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from tools.train.estimate import Hardware, Speeds, plan_budget, row_length
+from evals.regression import load_suite
+from tools.train.estimate import REGRESSION_SUITE_PROMPTS, Hardware, Speeds, plan_budget, row_length
 
 CPU = Hardware("cpu", 2, False)
 SLOW = Speeds(train_tokens_per_s=100.0, generate_tokens_per_s=35.0, run_overhead_s=25.0)
 
 
 def test_small_data_gets_short_rows_and_many_steps_per_epoch() -> None:
-    # 80 examples of ~75 tokens: 1024-token rows would make an epoch 5 optimizer steps.
-    est = plan_budget(examples=80, tokens_per_example=75, budget_minutes=10, trials=2, hardware=CPU, speeds=SLOW)
-    assert est.row_tokens < 1024 and est.steps_per_epoch >= 16
+    # 80 examples of ~75 tokens: 1024-token rows would make an epoch 5 optimizer steps. 12 minutes leave room
+    # for every example (evaluation decodes the 36-prompt regression suite twice, about 4.4 minutes here).
+    est = plan_budget(examples=80, tokens_per_example=75, budget_minutes=12, trials=2, hardware=CPU, speeds=SLOW)
+    assert est.max_examples is None and est.row_tokens < 1024 and est.steps_per_epoch >= 16
     assert est.sweep_steps_per_trial == est.steps_per_epoch  # each trial sees the data once
     assert est.train_steps >= 2 * est.steps_per_epoch  # the winner trains for several epochs
-    assert abs(est.minutes["total"] - 10) < 0.3  # the budget is spent, not left over
+    assert abs(est.minutes["total"] - 12) < 0.3  # the budget is spent, not left over
     assert row_length(6000) == 320 and row_length(10**6) == 1024 and row_length(100, longest_example=700) == 704
 
 
@@ -45,3 +47,7 @@ def test_large_data_is_sampled_down_and_gpu_runs_are_costed() -> None:
     gpu = plan_budget(examples=40, tokens_per_example=90, budget_minutes=60, trials=3,
                       hardware=Hardware("cuda", 8, True))
     assert gpu.gpu_cost_usd is not None and gpu.gpu_cost_usd > 0 and gpu.max_examples is None
+
+
+def test_evaluate_time_counts_every_regression_suite_prompt() -> None:
+    assert REGRESSION_SUITE_PROMPTS == len(load_suite()) >= 36
