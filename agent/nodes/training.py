@@ -116,9 +116,10 @@ def train(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     # The winner's trial already trained an epoch: continue from its weights rather than start again.
     trial_weights = Path(chosen.get("output_dir") or "") / ("model" if config.method == "full" else "adapter")
     init_from = trial_weights if chosen.get("status") == "ok" and trial_weights.is_dir() else None
-    if init_from is not None:
+    if init_from is not None and state.spec["objective"] != "knowledge":
         # Continuing from a trial that already learned the shape: half its rate refines without drifting as far
-        # from the base (the regression suite's reference NLL rose past its limit at the full rate).
+        # from the base (the regression suite's reference NLL rose past its limit at the full rate). Facts are
+        # not a shape: a knowledge goal keeps memorising at the trial's rate, within its wider forgetting limit.
         config = TrainConfig.from_dict({**config.to_dict(), "lr": config.lr / 2})
     sample, targets = _goal_sample(state)
     # Keep clear of the verdict's forgetting limit: drift past most of it costs the checkpoint its score.

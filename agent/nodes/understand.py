@@ -97,7 +97,8 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     examples = stats.examples + doc_examples
     per_example = (stats.examples * stats.tokens_per_example() + doc_examples * doc_tokens) / max(examples, 1)
     # Hyperparameters named in the goal or in a rejection ("lr 1e-3", "2 trials") shape the grid.
-    grid = sweep.default_grid(examples, lessons=lessons, feedback=" ".join([state.goal, *state.feedback]))
+    grid = sweep.default_grid(examples, lessons=lessons, feedback=" ".join([state.goal, *state.feedback]),
+                              objective=spec["objective"])
     budget = spec.get("budget_minutes") or (30 if hardware.device == "cpu" else 120)
     preset = "lora-cpu" if hardware.device == "cpu" else "lora-cuda"
     config = TrainConfig.from_yaml(preset)

@@ -24,6 +24,14 @@ GRID_CANDIDATES: list[dict[str, Any]] = [
     {"lr": 5e-5, "r": 16, "alpha": 16, "method": "full"},  # full fine-tuning, feasible at ~100M params
     {"lr": 1e-4, "r": 8, "alpha": 16},
 ]
+KNOWLEDGE_CANDIDATES: list[dict[str, Any]] = [
+    # Facts are memorised at a high rate: lr 1e-3 (alpha 2r) won every knowledge sweep on SmolLM2, and a
+    # one-epoch trial cannot tell memorising configurations apart, so one trial starts training (bench/).
+    {"lr": 1e-3, "r": 16, "alpha": 32},
+    {"lr": 5e-4, "r": 32, "alpha": 32},
+    {"lr": 2e-4, "r": 16, "alpha": 16},
+]
+KNOWLEDGE_TRIALS = 1
 
 
 @dataclass
@@ -39,19 +47,26 @@ class SweepResult:
                 "ranking": self.ranking, "executor": self.executor}
 
 
-def default_grid(n_examples: int, *, k: int = 3, lessons: list[dict[str, Any]] | None = None,
-                 feedback: str = "") -> list[dict[str, Any]]:
-    """k configurations: the field's default, what won before on this machine, and what the feedback asks."""
+def default_grid(n_examples: int, *, k: int | None = None, lessons: list[dict[str, Any]] | None = None,
+                 feedback: str = "", objective: str = "") -> list[dict[str, Any]]:
+    """k configurations: what the feedback asks, what won before on this machine, and the field's defaults.
+
+    A knowledge goal gets one trial (KNOWLEDGE_TRIALS) from its own candidates, and learns only from lessons of
+    knowledge runs; other goals get 3 and learn from any run's lesson. "2 trials" in the feedback overrides k.
+    """
+    knowledge = objective == "knowledge"
+    k = k if k is not None else KNOWLEDGE_TRIALS if knowledge else 3
     grid: list[dict[str, Any]] = []
     asked = requested_overrides(feedback)
-    if asked:
+    if set(asked) - {"trials"}:  # "2 trials" alone asks for a count, not a configuration
         grid.append(asked)
     for lesson in lessons or []:
-        won = (lesson.get("data") or {}).get("winner_overrides") if lesson.get("topic") == "sweep" else None
-        if won and won not in grid:
+        data = lesson.get("data") or {}
+        won = data.get("winner_overrides") if lesson.get("topic") == "sweep" else None
+        if won and won not in grid and (not knowledge or data.get("objective") == "knowledge"):
             grid.append(won)
             break
-    for candidate in GRID_CANDIDATES:
+    for candidate in KNOWLEDGE_CANDIDATES if knowledge else GRID_CANDIDATES:
         if n_examples < 200 and candidate.get("method") == "full":
             continue  # too little data to move every weight safely
         if candidate not in grid:

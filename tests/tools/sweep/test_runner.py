@@ -25,6 +25,17 @@ def test_grid_reads_lessons_and_feedback() -> None:
     assert len(grid) == 2
 
 
+def test_knowledge_goals_get_one_memorising_trial_and_only_knowledge_lessons() -> None:
+    style_lesson = {"topic": "sweep", "data": {"winner_overrides": {"lr": 2e-4, "r": 8}, "objective": "style"}}
+    grid = default_grid(300, lessons=[style_lesson], objective="knowledge")
+    assert grid == [{"name": "A", "lr": 1e-3, "r": 16, "alpha": 32}]  # a style run's winner is not a fact recipe
+    fact_lesson = {"topic": "sweep", "data": {"winner_overrides": {"lr": 5e-4, "r": 32}, "objective": "knowledge"}}
+    assert default_grid(300, lessons=[style_lesson, fact_lesson], objective="knowledge")[0]["lr"] == 5e-4
+    assert [g["lr"] for g in default_grid(300, feedback="3 trials", objective="knowledge")] == [1e-3, 5e-4, 2e-4]
+    other = default_grid(300, lessons=[style_lesson])  # other goals: three trials, any run's lesson first
+    assert len(other) == 3 and other[0]["r"] == 8
+
+
 def test_small_datasets_do_not_get_full_fine_tuning() -> None:
     assert all(g.get("method") != "full" for g in default_grid(50, k=5))
     assert any(g.get("method") == "full" for g in default_grid(5000, k=5))
