@@ -4,6 +4,7 @@ phrasing, and a teacher on loopback that batches, caches, fails over to the rule
 from __future__ import annotations
 
 import json
+import random
 import re
 import threading
 from pathlib import Path
@@ -26,8 +27,11 @@ from tools.data.knowledge import (
     find_fact,
     find_facts,
     knowledge_split,
+    reworded_questions,
     split_sentences,
+    subject_phrase,
     support,
+    topical_question,
 )
 from tools.data.split import write_jsonl
 from tools.data.validate import validate_dataset
@@ -78,6 +82,27 @@ def test_questions_are_made_from_the_fact_sentence_by_rule() -> None:
     rule = find_fact("Visitors must sign in at reception.")
     assert rule is not None and rule.span_kind == "rule" and cloze(rule)[1] == "must"
     assert find_fact("Tell your team lead when you are ill.") is None  # no number, name, definition or rule
+    # the subject a question about the sentence names, after an auxiliary or an -s verb; none when unclear
+    assert subject_phrase("The reception desk opens at 7:40 every weekday.", "") == "the reception desk"
+    assert subject_phrase("Flights shorter than 4 hours are booked in economy.", "") == "flights shorter than 4 hours"
+    assert subject_phrase("Leave longer than 10 days needs two weeks of notice.", "") == "leave longer than 10 days"
+    assert subject_phrase("Heron has 96 CPU cores.", "Access to Heron is granted.") == "Heron"
+    assert subject_phrase("Fire drills take place on the second Tuesday of March.", "") is None
+    # rewordings from the sentence's structure: passive to active (tense kept), stranded preposition, a name
+    def reworded(sentence: str, value: str) -> list[str]:
+        return reworded_questions(next(f for f in find_facts(sentence) if f.value == value), sentence)
+
+    assert reworded("The office kitchen is cleaned by the Pelham company.", "Pelham")[0] == \
+        "Which company cleans the office kitchen?"
+    assert reworded("The office was opened by Ilse Varga in 2011.", "Ilse Varga") == ["Who opened the office?"]
+    assert reworded("Expenses are approved by Dana Whitfield.", "Dana Whitfield") == ["Who approves expenses?"]
+    assert reworded("The mail room is on floor 3.", "3") == ["Which floor is the mail room on?"]
+    assert reworded("The travel desk is called Compass.", "Compass") == [
+        "What is the name of the travel desk?", "What is the travel desk called?"]
+    assert reworded("Build logs are kept for 45 days.", "45 days") == []  # nothing to reword: frames instead
+    rng = random.Random(0)
+    asked = {topical_question("When does the canteen close?", "Canteen", rng) for _ in range(20)}
+    assert len(asked) > 1 and all("Canteen" in q and "when does the canteen close?" in q for q in asked)
     assert split_sentences("# Title\nOne two three four. Five six seven eight e.g. nine ten.\n- a list item "
                            "of words") == ["One two three four.", "Five six seven eight e.g. nine ten.",
                                            "a list item of words"]
@@ -87,7 +112,8 @@ def test_offline_examples_cover_every_chunk_to_its_end_with_supported_valid_uniq
     result = build_knowledge(CHUNKS)
     examples = result.examples
     assert result.n_chunks == len(CHUNKS) and result.teacher["requests"] == 0
-    assert set(result.by_kind) == {"factual", "answer_first", "cloze", "paraphrase", "section", "passage"}
+    assert set(result.by_kind) == {"factual", "topical", "about", "answer_first", "cloze", "paraphrase", "section",
+                                   "passage"}
     for chunk in CHUNKS:
         mine = [e for e in examples if e["meta"]["chunk_id"] == chunk_id(chunk)]
         facts = {e["meta"]["fact_id"] for e in mine if e["meta"]["kind"] == "cloze"}
@@ -102,6 +128,14 @@ def test_offline_examples_cover_every_chunk_to_its_end_with_supported_valid_uniq
                 assert answer in chunk.text or answer.split(". ", 1)[-1] in chunk.text, answer
             assert support(answer, chunk.text) >= KnowledgeConfig().support_threshold
     assert any("Greta Lindqvist" in _reply(e) for e in examples if e["meta"]["kind"] == "cloze")
+    for example in examples:
+        prompt, kind = example["messages"][0]["content"], example["meta"]["kind"]
+        if kind in ("topical", "about"):  # the question names its page, so the fact is tied to it
+            chunk = next(c for c in CHUNKS if chunk_id(c) == example["meta"]["chunk_id"])
+            assert chunk.title in prompt, prompt
+        if kind == "section":  # a sentence stating several facts is said once
+            lines = split_sentences(_reply(example))
+            assert len(lines) == len(set(lines)), _reply(example)
     assert all(normalize_record(e).valid for e in examples)
     assert len({example_key({"messages": e["messages"]}) for e in examples}) == len(examples)
     # the file the pipeline would write, meta included, passes the dataset validator without errors
@@ -195,7 +229,7 @@ def test_teacher_chunks_are_asked_concurrently_cached_and_fact_checked(tmp_path:
     assert all(e["meta"]["origin"] == "teacher" and e["meta"]["fact_id"].split("#")[0] == e["meta"]["chunk_id"]
                for e in teacher_made)
     # teacher questions replace the rule-made ones; cloze, section and passage stay
-    assert set(first.by_kind) == {"teacher", "cloze", "section", "passage"}
+    assert set(first.by_kind) == {"teacher", "about", "cloze", "section", "passage"}
     split = knowledge_split(first.examples, config)
     assert split.holdout and {e["meta"]["kind"] for e in split.holdout} == {"teacher"}
     assert estimate_examples(CHUNKS, config, teacher=True) >= len(first.examples)

@@ -34,7 +34,10 @@ from tools.data.knowledge.questions import (
     factual_question,
     offline_examples,
     paraphrases,
+    reworded_questions,
+    subject_phrase,
     support,
+    topical_question,
 )
 from tools.data.knowledge.teacher import (
     TEACHER_PROMPT,
@@ -53,5 +56,6 @@ __all__ = [
     "KnowledgeConfig", "KnowledgeResult", "KnowledgeSplit", "TeacherEndpoint", "TeacherReply", "ask_teacher",
     "build_knowledge", "check_examples", "chunk_facts", "chunk_id", "cloze", "embedded_question", "estimate_examples",
     "factual_question", "find_fact", "find_facts", "knowledge_example", "knowledge_split", "offline_examples",
-    "paraphrases", "parse_teacher_pairs", "split_sentences", "support", "teacher_examples", "teacher_messages", "topic",
+    "paraphrases", "parse_teacher_pairs", "reworded_questions", "split_sentences", "subject_phrase", "support",
+    "teacher_examples", "teacher_messages", "topic", "topical_question",
 ]

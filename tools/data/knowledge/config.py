@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from tools.errors import ToolError
 
-OFFLINE_KINDS = ("factual", "answer_first", "cloze", "paraphrase", "section", "passage")
+OFFLINE_KINDS = ("factual", "topical", "about", "answer_first", "cloze", "paraphrase", "section", "passage")
 RECITATION_KINDS = ("cloze", "section", "passage")
 """Kinds that are not questions a user would ask: a blank to fill, a section summed up, a passage recited."""
 TEACHER_KIND = "teacher"
@@ -36,7 +36,8 @@ class KnowledgeConfig:
     """Which questions each chunk gets, how they are checked, and how the hold-out is drawn."""
 
     kinds: tuple[str, ...] = field(default=OFFLINE_KINDS, metadata={
-        "help": f"Offline kinds to generate, any of {OFFLINE_KINDS}; passage = recite the whole chunk."})
+        "help": f"Offline kinds to generate, any of {OFFLINE_KINDS}; topical = the question names its document, "
+                "about = what the document says about a sentence's subject, passage = recite the whole chunk."})
     max_facts_per_chunk: int = field(default=16, metadata={
         "help": "Fact sentences used per chunk; when a chunk has more, they are spread over all of it."})
     paraphrases_per_fact: int = field(default=1, metadata={
@@ -52,7 +53,7 @@ class KnowledgeConfig:
         "help": "Share of an answer's content words that must appear in its chunk; below it is rejected."})
     system_prompt: str = field(default="", metadata={"help": "A system turn for every example; empty = none."})
     teacher_pairs_per_chunk: int = field(default=6, metadata={"help": "Question/answer pairs asked per chunk."})
-    teacher_replaces: tuple[str, ...] = field(default=("factual", "answer_first", "paraphrase"), metadata={
+    teacher_replaces: tuple[str, ...] = field(default=("factual", "topical", "answer_first", "paraphrase"), metadata={
         "help": "Offline kinds a chunk drops when the teacher answered for it (they come back if it failed)."})
     teacher_concurrency: int = field(default=4, metadata={"help": "Chunks asked at the same time."})
     teacher_retries: int = field(default=2, metadata={

@@ -116,9 +116,64 @@ def _swap_synonyms(text: str) -> str:
     return re.sub(r"\b[a-z]+\b", lambda m: _SYNONYMS.get(m.group(0), m.group(0)), text)
 
 
-def paraphrases(fact: Fact, context: str, n: int, rng: random.Random) -> list[str]:
-    """n rephrasings: a clause moved to the front, and question frames with synonyms swapped in."""
+_IRREGULAR = {"run": "runs", "led": "leads", "held": "holds", "kept": "keeps", "paid": "pays", "made": "makes",
+              "given": "gives", "written": "writes", "sent": "sends", "built": "builds", "done": "does", "set": "sets",
+              "read": "reads", "taught": "teaches", "bought": "buys", "sold": "sells", "told": "tells",
+              "shown": "shows", "known": "knows", "brought": "brings", "chosen": "chooses", "taken": "takes"}
+
+_PAST = {"run": "ran", "given": "gave", "written": "wrote", "known": "knew", "shown": "showed", "taken": "took",
+         "chosen": "chose", "done": "did"}
+
+
+def _active_verb(participle: str) -> str | None:
+    """`cleaned` → `cleans`, `approved` → `approves`, `led` → `leads`; None for a word that is not a participle."""
+    if participle in _IRREGULAR:
+        return _IRREGULAR[participle]
+    if not participle.endswith("ed") or len(participle) < 5:
+        return None
+    stem = participle[:-3] + "y" if participle.endswith("ied") else participle[:-2]
+    if re.search(r"([bdgmnprt])\1$", stem):
+        stem = stem[:-1]  # planned → plan
+    elif re.search(r"(?:[vzcu]|[bcdfgkpt]l|[aeiou]g|[aeiou]s|id|at|ur)$", stem):
+        stem += "e"  # approved → approve, organised → organise, provided → provide
+    if re.search(r"[^aeiou]y$", stem):
+        return stem[:-1] + "ies"
+    return stem + ("es" if re.search(r"(?:s|sh|ch|x|z|o)$", stem) else "s")
+
+
+def reworded_questions(fact: Fact, context: str) -> list[str]:
+    """The question as people also ask it, built from the sentence's structure rather than its word order:
+    the passive turned active (`Which company cleans the office kitchen?` for `The office kitchen is cleaned
+    by the Pelham company`), the preposition left at the end (`Which floor is the mail room on?`), and a
+    name asked for (`What is the travel desk called?` for `The travel desk is called Compass`)."""
     out: list[str] = []
+    body = fact.sentence.rstrip(".!? ")
+    passive = re.match(r"^(?P<subject>.+?)\s+(?P<aux>is|are|was|were)\s+(?P<verb>[a-z]+)\s+by\s+(?P<agent>.+)$",
+                       body)
+    if passive and fact.start >= passive.start("agent") - 3 and fact.wh.startswith("by "):
+        participle = passive.group("verb")
+        past = passive.group("aux") in ("was", "were")
+        verb = _PAST.get(participle, participle) if past and _active_verb(participle) else _active_verb(participle)
+        wh = fact.wh[3:].replace("whom", "who")
+        if verb and participle not in ("called", "named"):
+            out.append(_cap(_join(wh, verb, _lower_first(passive.group("subject"), context))) + "?")
+    naming = re.match(r"^(?P<subject>.+?)\s+(?:is|are)\s+(?:called|named)\s+", body)
+    if naming and fact.start >= naming.end() - 1 and fact.span_kind == "name":
+        subject = _lower_first(naming.group("subject"), context)
+        out.append(f"What is the name of {subject}?")
+        out.append(f"What is {subject} called?")
+    stranded = re.match(r"^(On|In|At|From|To|By|With|For|Within|After|Before) (which|what) (\w+) (.+)\?$",
+                        factual_question(fact, context))
+    if stranded:
+        prep, which, noun, rest = stranded.groups()
+        out.append(f"{_cap(which)} {noun} {rest} {prep.lower()}?")
+    return out
+
+
+def paraphrases(fact: Fact, context: str, n: int, rng: random.Random) -> list[str]:
+    """n rephrasings: the sentence's structure reworded, a clause moved to the front, and question frames
+    with synonyms swapped in."""
+    out: list[str] = reworded_questions(fact, context)
     _, after = _parts(fact)
     if after and after.split()[0].lower() in _PREPOSITIONS and len(after.split()) <= 5 \
             and fact.span_kind not in ("rule", "definition"):
@@ -128,6 +183,31 @@ def paraphrases(fact: Fact, context: str, n: int, rng: random.Random) -> list[st
     for frame in rng.sample(_FRAMES, len(_FRAMES)):
         out.append(frame.format(q=clause))
     return out[:n]
+
+
+_TOPIC_FRAMES = ("In the {title} page: {q}", "About {title}: {q}", "{title}: {q}", "According to {title}, {q}")
+
+
+def topical_question(question: str, title: str, rng: random.Random) -> str:
+    """The question with its document named, so a fact is tied to its page and not only to its sentence: a
+    question asked as "the Harbor Street reception" finds the fact stated as "the reception desk" on that page."""
+    frame = rng.choice(_TOPIC_FRAMES)
+    return frame.format(title=title, q=question[:1].lower() + question[1:] if question[1:2].islower() else question)
+
+
+def subject_phrase(sentence: str, context: str) -> str | None:
+    """The words before a sentence's verb (`the reception desk` of `The reception desk opens at 7:40`): an
+    auxiliary (is, must, has) or an -s verb followed by what follows verbs; None when neither is near the start."""
+    words = sentence.rstrip(".!? ").split()
+    for i, word in enumerate(words[1:7], start=1):
+        low, after = word.lower(), words[i + 1].lower() if i + 1 < len(words) else ""
+        verb = low in _AUX or (word.isalpha() and word.islower() and low.endswith("s")
+                               and not low.endswith(("ss", "us")) and low not in _NOT_VERBS
+                               and (after in _AFTER_VERB or after[:1].isdigit()))
+        if verb:
+            subject = " ".join(words[:i]).strip(" ,")
+            return _lower_first(subject, context) if subject else None
+    return None
 
 
 def cloze(fact: Fact) -> tuple[str, str]:
@@ -143,6 +223,7 @@ def offline_examples(chunk: ChunkLike, facts: list[Fact], config: KnowledgeConfi
     kinds = set(config.kinds if kinds is None else kinds)
     rng = random.Random(f"{config.seed}:{chunk_id(chunk)}")
     context, out = chunk.text, []
+    title = chunk.title.strip() or "the documentation"
     for fact in facts:
         short = fact.sentence if fact.span_kind == "rule" else fact.value
         question = factual_question(fact, context)
@@ -152,6 +233,8 @@ def offline_examples(chunk: ChunkLike, facts: list[Fact], config: KnowledgeConfi
 
         if "factual" in kinds:
             add("factual", question, fact.sentence)
+        if "topical" in kinds:
+            add("topical", topical_question(question, title, rng), fact.sentence)
         if "answer_first" in kinds and fact.span_kind not in ("rule", "definition"):
             add("answer_first", f"{question} Give the short answer first.", f"{_cap(fact.value)}. {fact.sentence}")
         if "cloze" in kinds:
@@ -159,9 +242,15 @@ def offline_examples(chunk: ChunkLike, facts: list[Fact], config: KnowledgeConfi
         if "paraphrase" in kinds:
             for phrasing in paraphrases(fact, context, config.paraphrases_per_fact, rng):
                 add("paraphrase", phrasing, fact.sentence)
-    title = chunk.title.strip() or "the documentation"
+    if "about" in kinds:
+        for fact in {f.sentence: f for f in reversed(facts)}.values():  # one per sentence, its first fact
+            subject = subject_phrase(fact.sentence, context)
+            if subject and normalize_answer(subject) != normalize_answer(title):
+                out.append(knowledge_example(chunk, config, "about", f"What does {title} say about {subject}?",
+                                             fact.sentence, fact_id=fact.fact_id, short=fact.value))
     if "section" in kinds:
-        lines = [f.sentence for f in facts] or split_sentences(chunk.text)
+        # A sentence stating three facts is one line of the answer, not three.
+        lines = list(dict.fromkeys(f.sentence for f in facts)) or split_sentences(chunk.text)
         answer = ""
         for line in lines:
             if answer and len(answer.split()) + len(line.split()) > config.section_answer_words:
