@@ -6,7 +6,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from tools.export.gguf import (
     write_gguf,
 )
 from tools.models import ALIASES, DEFAULT_BASE, is_adapter_dir, resolve_base
+from tools.progress import Progress
 
 FORMATS = ("hf", "gguf")
 EXPORT_MARKER = "ingrain-export.json"
@@ -32,8 +33,8 @@ EXPORT_MARKER = "ingrain-export.json"
 HF_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
             "special_tokens_map.json", "chat_template.jinja", "vocab.json", "merges.txt", "tokenizer.model",
             "added_tokens.json", "model.safetensors.index.json")
-ExportProgress = Callable[[str, int, int], None]
-"""Called as `progress(stage, done, total)` while an export runs."""
+ExportProgress = Progress
+"""Called as `progress(stage, done, total)` while an export runs (the tools' one progress callback type)."""
 
 
 @dataclass
