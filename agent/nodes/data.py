@@ -74,12 +74,13 @@ def _knowledge_examples(documents: list[ingest.Document], runtime: Runtime[Conte
     chunks = trace.tool("chunk_documents", ingest.chunk_documents, documents,
                         out_path=runtime.context.run_dir / "chunks.jsonl")
     teacher = knowledge.TeacherEndpoint.from_env()
-    trace.decision(f"teacher {teacher.model} at {teacher.base_url}" if teacher else "offline generators",
-                   "a teacher writes the factual and paraphrased questions of each passage (cached per request); "
-                   "cloze, section and passage examples are made by rule" if teacher else
-                   "no teacher is configured (INGRAIN_TEACHER_BASE_URL or OPENAI_BASE_URL): factual, cloze, "
-                   "paraphrased, section and passage examples are made by rule from every passage")
     config = knowledge.KnowledgeConfig()
+    ruled = [k for k in config.kinds if not (teacher and k in config.teacher_replaces)]
+    trace.decision(f"teacher {teacher.model} at {teacher.base_url}" if teacher else "offline generators",
+                   f"a teacher writes the {', '.join(config.teacher_replaces)} questions of each passage (cached "
+                   f"per request); {', '.join(ruled)} examples are made by rule" if teacher else
+                   "no teacher is configured (INGRAIN_TEACHER_BASE_URL or OPENAI_BASE_URL): "
+                   f"{', '.join(ruled)} examples are made by rule from every passage")
     with live_progress(runtime.context.progress, "knowledge") as progress:
         built = trace.tool("build_knowledge", knowledge.build_knowledge, chunks.chunks, config, teacher=teacher,
                            cache_dir=runtime.context.workspace.root / "cache" / "teacher", progress=progress)
@@ -89,7 +90,7 @@ def _knowledge_examples(documents: list[ingest.Document], runtime: Runtime[Conte
     trace.decision(f"hold out {len(split.holdout)} facts", "one question per held-out fact, spread over every "
                    "source and phrased unlike its training questions", by_source=split.holdout_by_source())
     # One sample of each kind (up to five) shows a reader what the questions look like.
-    summary = {**built.to_dict(), "samples": built.samples(5), "chunks": chunks.to_dict(),
+    summary = {**built.to_dict(samples=5), "chunks": chunks.to_dict(),
                "holdout": len(split.holdout), "dropped_for_holdout": split.dropped}
     return split.train, split.holdout, summary
 

@@ -43,9 +43,9 @@ class KnowledgeResult:
             seen.setdefault(example["meta"]["kind"], example)
         return list(seen.values())[:n]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, samples: int = 3) -> dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if k != "examples"}
-        return {**data, "n_examples": len(self.examples), "samples": self.samples()}
+        return {**data, "n_examples": len(self.examples), "samples": self.samples(samples)}
 
 
 def build_knowledge(chunks: Iterable[ChunkLike], config: KnowledgeConfig | None = None, *,

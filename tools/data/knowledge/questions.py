@@ -1,4 +1,4 @@
-"""Questions by rule: factual, answer-first, cloze, paraphrased, section and passage examples of one chunk."""
+"""Questions by rule: factual, topical, about, answer-first, cloze, paraphrased, section and passage examples."""
 
 from __future__ import annotations
 
