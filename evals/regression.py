@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -169,10 +170,28 @@ def score_outputs(suite: list[SuiteItem], outputs: list[str], nll_sums: list[flo
     )
 
 
+SIGN_TEST_ALPHA = 0.1
+"""A pass-rate drop counts only when losing this many more items than were gained is unlikely by chance."""
+
+
+def sign_test_p(lost: int, gained: int) -> float:
+    """One-sided exact sign test on the items that changed: the chance of `lost` or more losses among
+    `lost + gained` changed items if a change were as likely to be a loss as a gain (McNemar, exact)."""
+    n = lost + gained
+    return sum(math.comb(n, k) for k in range(lost, n + 1)) / 2 ** n if n else 1.0
+
+
 def compare(base: RegressionScores, tuned: RegressionScores, threshold: float = 0.1,
-            nll_threshold: float = 0.5) -> RegressionComparison:
-    """Flag a regression when the tuned pass rate drops by more than `threshold`, or its reference NLL
-    rises by more than `nll_threshold` nats per token (a damaged model shows the second even at 0% pass)."""
+            nll_threshold: float = 0.5, alpha: float = SIGN_TEST_ALPHA) -> RegressionComparison:
+    """Flag a regression when the tuned pass rate drops by more than `threshold` and the items lost outnumber
+    those gained beyond chance (sign test p < `alpha`), or its reference NLL rises by more than
+    `nll_threshold` nats per token (a damaged model shows the second even at 0% pass).
+
+    Greedy answers to general prompts flip both ways when a model barely changes: on SmolLM2 an adapter 30
+    steps in, which had learned nothing of its task (reference NLL -0.06), lost 4 of the 36 items and gained
+    1 (8 points; p = 0.19), while one that had turned numeric answers into its facts ("24 hours in a week")
+    lost 8 and gained 1 (p = 0.02). The drop alone cannot tell the two apart; the pairing can.
+    """
     base_pass = {r["id"]: r["passed"] for r in base.items}
     tuned_pass = {r["id"]: r["passed"] for r in tuned.items}
     if base_pass.keys() != tuned_pass.keys():
@@ -181,9 +200,11 @@ def compare(base: RegressionScores, tuned: RegressionScores, threshold: float = 
     gained = sorted(i for i in base_pass if tuned_pass[i] and not base_pass[i])
     result = RegressionComparison(False, [], base.pass_rate, tuned.pass_rate, base.mean_nll, tuned.mean_nll,
                                   lost, gained)
-    if result.pass_rate_drop > threshold:
+    p_value = sign_test_p(len(lost), len(gained))
+    if result.pass_rate_drop > threshold and p_value < alpha:
         result.reasons.append(f"general pass rate fell from {base.pass_rate:.0%} to {tuned.pass_rate:.0%} "
-                              f"(more than the {threshold:.0%} allowed; lost: {', '.join(lost)})")
+                              f"(more than the {threshold:.0%} allowed; lost {len(lost)} items, gained "
+                              f"{len(gained)}, sign test p = {p_value:.2f}; lost: {', '.join(lost)})")
     if result.nll_increase > nll_threshold:
         result.reasons.append(f"reference NLL on general prompts rose from {base.mean_nll:.2f} to "
                               f"{tuned.mean_nll:.2f} nats/token (more than +{nll_threshold:g} allowed): "

@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from evals.regression import check_output, compare, load_suite, run_regression, score_outputs
+from evals.regression import (
+    RegressionComparison,
+    check_output,
+    compare,
+    load_suite,
+    run_regression,
+    score_outputs,
+    sign_test_p,
+)
 from tests.evals.conftest import perturbed_copy
 from tools.errors import ToolError
 
@@ -41,6 +49,25 @@ def test_compare_flags_a_pass_rate_drop_from_constructed_outputs():
     assert set(result.lost) == {i.id for i in suite} and result.gained == []
     assert not compare(base, base).regressed
     json.dumps(result.to_dict())
+
+
+def test_a_pass_rate_drop_counts_only_when_losses_outnumber_gains_beyond_chance():
+    suite = load_suite()
+    nll, tokens = [2.0] * len(suite), [4] * len(suite)
+    base_out = [i.reference if n < 20 else "" for n, i in enumerate(suite)]  # the base passes 20 of 36
+
+    def tuned(lose: int, gain: int) -> RegressionComparison:
+        out = ["" if n < lose else o for n, o in enumerate(base_out)]
+        out[20:20 + gain] = [i.reference for i in suite[20:20 + gain]]
+        return compare(score_outputs(suite, base_out, nll, tokens), score_outputs(suite, out, nll, tokens))
+
+    assert sign_test_p(8, 1) == pytest.approx(10 / 512) and sign_test_p(0, 0) == 1.0
+    noise = tuned(lose=4, gain=1)  # 8 points down, but 4 of 5 changes one way is common by chance
+    assert noise.pass_rate_drop > 0.08 and not noise.regressed
+    churn = tuned(lose=6, gain=1)  # 14 points down, p = 0.06
+    assert churn.pass_rate_drop > 0.1 and churn.regressed and "sign test p = 0.06" in churn.reasons[0]
+    assert tuned(lose=8, gain=1).regressed
+    assert not tuned(lose=3, gain=3).regressed
 
 
 def test_damaged_tiny_model_is_a_regression_through_nll(tiny_model_dir, tmp_path):
