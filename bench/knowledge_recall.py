@@ -8,7 +8,9 @@ The pages are made up (so the base cannot know them): 8 pages of 6 facts each, e
 one answer (a time, a number, a name). The 40 questions ask about facts after each page's first sentence,
 in wordings of their own. A reply counts when it holds the fact (evals.knowledge.knowledge_recall).
 
-Usage:  .venv/bin/python bench/knowledge_recall.py [--budget-minutes 20] [--teacher]
+Usage:  .venv/bin/python bench/knowledge_recall.py [--budget-minutes 20] [--pages 8] [--teacher]
+
+--pages 4 --budget-minutes 10 is the CI-sized run (20 questions) the end-to-end test is meant to make.
 
 With --teacher, a stand-in teacher on loopback (tests.support.handbook.handbook_teacher) writes the questions.
 """
@@ -41,14 +43,15 @@ def score(replies: list[str], questions: list[dict]) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget-minutes", type=float, default=20)
+    parser.add_argument("--pages", type=int, default=len(PAGES), help=f"handbook pages to use (1-{len(PAGES)})")
     parser.add_argument("--teacher", action="store_true",
                         help="write the questions with a teacher on loopback (tests.support.handbook)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ingrain-knowledge-"))
     home, folder = work / "home", work / "handbook"
-    questions = write_pages(folder)
+    questions = write_pages(folder, PAGES[:args.pages])
     env = {**os.environ, "INGRAIN_HOME": str(home)}
-    print(f"{len(questions)} questions about {len(PAGES)} pages (work in {work})", flush=True)
+    print(f"{len(questions)} questions about {args.pages} pages (work in {work})", flush=True)
     base = ask_endpoint(home, questions)
     print(f"base     {score(base, questions):>2}/{len(questions)}", flush=True)
     started = time.time()
