@@ -243,7 +243,10 @@ def offline_examples(chunk: ChunkLike, facts: list[Fact], config: KnowledgeConfi
             for phrasing in paraphrases(fact, context, config.paraphrases_per_fact, rng):
                 add("paraphrase", phrasing, fact.sentence)
     if "about" in kinds:
-        for fact in {f.sentence: f for f in reversed(facts)}.values():  # one per sentence, its first fact
+        firsts: dict[str, Fact] = {}
+        for fact in facts:  # one question per sentence, filed under the sentence's first fact
+            firsts.setdefault(fact.sentence, fact)
+        for fact in firsts.values():
             subject = subject_phrase(fact.sentence, context)
             if subject and normalize_answer(subject) != normalize_answer(title):
                 out.append(knowledge_example(chunk, config, "about", f"What does {title} say about {subject}?",
