@@ -54,6 +54,9 @@ class Criteria:
         "help": "Largest allowed drop of the general-suite pass rate (0.1 = 10 points)."})
     nll_threshold: float = field(default=0.5, metadata={
         "help": "Largest allowed rise of reference NLL on the general suite, in nats per token."})
+    min_recall: float = field(default=0.5, metadata={
+        "help": "Knowledge goals: share of held-out questions the tuned model must answer with the fact. Beating "
+                "a base that knows none of the facts says little: a model answering 5 of 16 did that."})
     min_holdout: int = field(default=SMALL_SAMPLE, metadata={
         "help": "Below this many hold-out examples the verdict claims no significance."})
     max_new_tokens: int = field(default=128, metadata={"help": "Token cap per generated hold-out reply."})
@@ -75,6 +78,8 @@ class Criteria:
     def __post_init__(self) -> None:
         if not 0 <= self.margin < 1:
             raise ToolError(f"margin={self.margin}: use a gain between 0 and 1 (default 0.05).")
+        if not 0 <= self.min_recall <= 1:
+            raise ToolError(f"min_recall={self.min_recall}: use a share between 0 and 1 (default 0.5).")
         if self.regression_threshold < 0 or self.nll_threshold < 0:
             raise ToolError("regression_threshold and nll_threshold must be >= 0.")
         if min(self.max_new_tokens, self.suite_max_new_tokens, self.batch_size, self.min_holdout) < 1 \
@@ -208,6 +213,11 @@ def judge_outputs(
         reasons.append(f"The gain is within noise: {summary}; the interval includes zero.")
     else:
         reasons.append(f"Tuned beats base: {summary}.")
+    too_few = primary == "knowledge_recall" and tuned_mean < criteria.min_recall
+    if too_few:
+        reasons.append(f"Tuned answers {tuned_mean:.0%} of the held-out questions with the fact; a knowledge "
+                       f"goal needs at least {criteria.min_recall:.0%}. Train longer (a larger budget), or give "
+                       "fewer documents per run.")
     regressed = regression is not None and regression.regressed
     if regression is not None:
         reasons.extend(f"Regression: {r}." for r in regression.reasons)
@@ -222,7 +232,7 @@ def judge_outputs(
         reasons.append(f"Required check failed: '{check.description}' holds for {check.support:.0%} of training "
                        f"targets but only {tuned_rates['per_check'][name]:.0%} of tuned hold-out replies "
                        f"(needs ≥ {criteria.required_rate:.0%}).")
-    passed = improved and (significant or small) and not regressed and not required["failed"]
+    passed = improved and (significant or small) and not too_few and not regressed and not required["failed"]
     style = {"profile": profile.to_dict(), "description": profile.describe(), "required": required,
              "base": profile.pass_rate(base_outputs), "tuned": tuned_rates}
     samples = [{"input": _request_text(ex), "base": b, "tuned": t, "reference": r}

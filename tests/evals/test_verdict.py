@@ -140,3 +140,20 @@ def test_knowledge_hold_out_is_judged_by_recall_of_its_facts_per_source() -> Non
     fallback = judge_outputs(plain, base, tuned, ["x"] * 12, "knowledge")
     assert fallback.primary_metric == "token_f1" and fallback.knowledge is None
     assert any("knowledge recall cannot be measured" in r for r in fallback.reasons)
+
+
+def test_knowledge_verdict_needs_a_minimum_recall_not_only_a_gain_over_a_base_that_knows_nothing() -> None:
+    from evals.verdict import Criteria, judge_outputs
+
+    holdout = [{"messages": [{"role": "user", "content": f"Which room is desk {i} in?"},
+                             {"role": "assistant", "content": f"Desk {i} is in room B{i}."}],
+                "meta": {"answer": f"B{i}", "source": "rooms.md"}} for i in range(16)]
+    base = ["I am not sure."] * 16
+    # 5 of 16: a significant gain over a base that knows none of them, and still not a model that knows the rooms.
+    few = [f"It is in room B{i}." if i < 5 else "Room A1." for i in range(16)]
+    result = judge_outputs(holdout, base, few, ["x"] * 16, "knowledge")
+    assert result.significant and not result.passed
+    assert any("needs at least 50%" in r for r in result.reasons), result.reasons
+    many = [f"It is in room B{i}." if i < 9 else "Room A1." for i in range(16)]
+    assert judge_outputs(holdout, base, many, ["x"] * 16, "knowledge").passed
+    assert judge_outputs(holdout, base, few, ["x"] * 16, "knowledge", Criteria(min_recall=0.25)).passed
