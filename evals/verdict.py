@@ -216,8 +216,8 @@ def judge_outputs(
     too_few = primary == "knowledge_recall" and tuned_mean < criteria.min_recall
     if too_few:
         reasons.append(f"Tuned answers {tuned_mean:.0%} of the held-out questions with the fact; a knowledge "
-                       f"goal needs at least {criteria.min_recall:.0%}. Train longer (a larger budget), or give "
-                       "fewer documents per run.")
+                       f"goal needs at least {criteria.min_recall:.0%}. Run again with a larger --budget-minutes, or "
+                       "with fewer documents per run.")
     regressed = regression is not None and regression.regressed
     if regression is not None:
         reasons.extend(f"Regression: {r}." for r in regression.reasons)
