@@ -87,7 +87,8 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         # sweep's epochs fit the budget. gather takes local documents as read and revalidates crawled pages.
         with live_progress(runtime.context.progress, "plan preview") as progress:
             preview = trace.tool("preview_knowledge_data", preview_knowledge_data, doc_sources,
-                                 runtime.context.run_dir, gather_crawl(runtime.context), progress=progress)
+                                 runtime.context.run_dir, gather_crawl(runtime.context),
+                                 ocr_cache=runtime.context.workspace.root / "cache" / "ocr", progress=progress)
         trace.decision(f"~{preview.examples} knowledge examples", preview.basis, guess=preview.guess)
         doc_examples, doc_tokens, documents = preview.examples, preview.tokens_per_example, preview.documents
         data_estimate = {k: v for k, v in preview.to_dict().items() if k != "documents"}
@@ -155,14 +156,14 @@ class KnowledgePreview:
 
 
 def preview_knowledge_data(sources: list[dict[str, Any]], run_dir: Path, crawl_config: CrawlConfig, *,
-                           progress: Progress | None = None) -> KnowledgePreview:
+                           ocr_cache: Path | None = None, progress: Progress | None = None) -> KnowledgePreview:
     """Build the offline knowledge data from these sources as build_data will, and count it.
 
     Local sources are read whole. URLs are crawled into `run_dir/crawl` (gather's folder, so its crawl
     revalidates these pages instead of downloading them again), at most PREVIEW_PAGES pages: a site that ends
     sooner is counted exactly, a bigger one is scaled up to gather's page limit. When the crawl fails, the URLs
     are guessed at KNOWLEDGE_EXAMPLES_PER_WORD and the preview says so. A teacher replaces some kinds with about
-    as many of its own.
+    as many of its own. With `ocr_cache` (a folder) a re-run takes scanned PDF pages' OCR text from there.
     """
     urls = [s["location"] for s in sources if s["kind"] == "url"]
     local = [s for s in sources if s["kind"] != "url"]
@@ -186,7 +187,8 @@ def preview_knowledge_data(sources: list[dict[str, Any]], run_dir: Path, crawl_c
                 basis.append(f"built from all {crawled.pages_saved} pages the crawl reaches")
     examples, tokens, documents = 0, 150.0, None
     if local:
-        docs = ingest.collect_documents(local, run_dir / "documents" / "documents.jsonl", progress=progress)
+        docs = ingest.collect_documents(local, run_dir / "documents" / "documents.jsonl", ocr_cache=ocr_cache,
+                                        progress=progress)
         chunks = ingest.chunk_documents(ingest.read_documents(docs.path)).chunks
         config = knowledge.KnowledgeConfig()
         built = knowledge.build_knowledge(chunks, config, progress=progress).examples

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import json
 import logging
 import re
 import shutil
@@ -11,9 +12,14 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from memory.workspace import atomic_write_text
 from tools.data.sources import HTML_SUFFIXES, PDF_SUFFIXES, WORD_SUFFIXES
 from tools.progress import Progress
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 OCR_INSTALL_HINT = "install Tesseract (apt-get install tesseract-ocr) and pytesseract to read them"
 REFUSAL_REASONS = {
@@ -69,6 +75,8 @@ class Extracted:
     document: Document
     ocr_pages: int = 0
     """PDF pages without a text layer read by OCR."""
+    ocr_cached_pages: int = 0
+    """PDF pages without a text layer whose OCR text came from the OCR cache instead of Tesseract."""
     scanned_pages_skipped: int = 0
     """PDF pages without a text layer left out because OCR is not installed."""
 
@@ -81,6 +89,7 @@ class Extraction:
     refused: dict[str, list[str]] = field(default_factory=dict)
     """reason (a REFUSAL_REASONS key) → the files refused for it."""
     ocr_pages: int = 0
+    ocr_cached_pages: int = 0
     scanned_pages_skipped: int = 0
 
     def counts(self) -> dict[str, int]:
@@ -96,33 +105,39 @@ class Extraction:
         if self.scanned_pages_skipped:
             notes.append(f"Skipped {self.scanned_pages_skipped} scanned PDF page(s) that have no text layer; "
                          f"{OCR_INSTALL_HINT}.")
-        if self.ocr_pages:
-            notes.append(f"Read {self.ocr_pages} scanned PDF page(s) with OCR (Tesseract); check them for misreads.")
+        if self.ocr_pages or self.ocr_cached_pages:
+            cached = f", {self.ocr_cached_pages} of them from the OCR cache" if self.ocr_cached_pages else ""
+            notes.append(f"Read {self.ocr_pages + self.ocr_cached_pages} scanned PDF page(s) with OCR (Tesseract)"
+                         f"{cached}; check them for misreads.")
         return notes
 
 
-def extract_files(files: list[Path], *, ocr: bool = True, progress: Progress | None = None) -> Extraction:
+def extract_files(files: list[Path], *, ocr: bool = True, ocr_cache: Path | None = None,
+                  progress: Progress | None = None) -> Extraction:
     """Read every file, counting the ones refused by reason instead of reading them as text.
 
-    `progress("extract", done, total)` follows the files. Nothing is kept between calls: an interrupted
-    extraction is simply run again (about 20 ms a web page; OCR'd PDF pages are the slow part).
+    `progress("extract", done, total)` follows the files. OCR is the slow part (seconds a scanned page), so
+    with `ocr_cache` (a folder, see OcrCache) each page's OCR text is kept there and an interrupted or repeated
+    extraction OCRs no page twice. Nothing else is kept between calls: it is simply read again (about 20 ms a
+    web page).
     """
     result = Extraction()
     report = progress or (lambda stage, done, total: None)
     report("extract", 0, len(files))
     for n, file in enumerate(files, 1):
-        _extract_into(result, file, ocr)
+        _extract_into(result, file, ocr, ocr_cache)
         report("extract", n, len(files))
     return result
 
 
-def _extract_into(result: Extraction, file: Path, ocr: bool) -> None:
+def _extract_into(result: Extraction, file: Path, ocr: bool, ocr_cache: Path | None) -> None:
     try:
-        extracted = extract_file(file, ocr=ocr)
+        extracted = extract_file(file, ocr=ocr, ocr_cache=ocr_cache)
     except Unreadable as refusal:
         result.refused.setdefault(refusal.reason, []).append(str(file))
         return
     result.ocr_pages += extracted.ocr_pages
+    result.ocr_cached_pages += extracted.ocr_cached_pages
     result.scanned_pages_skipped += extracted.scanned_pages_skipped
     if extracted.document.text:
         result.documents.append(extracted.document)
@@ -131,13 +146,13 @@ def _extract_into(result: Extraction, file: Path, ocr: bool) -> None:
         result.refused.setdefault(reason, []).append(str(file))
 
 
-def extract_file(path: Path, *, ocr: bool = True) -> Extracted:
+def extract_file(path: Path, *, ocr: bool = True, ocr_cache: Path | None = None) -> Extracted:
     """The text of one file by its suffix (any other suffix is read as plain text); raises Unreadable."""
     suffix = path.suffix.lower()
     modified = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
-    pages = (0, 0)
+    pages = (0, 0, 0)
     if suffix in PDF_SUFFIXES:
-        title, text, pages = pdf_text(path, ocr=ocr)
+        title, text, pages = pdf_text(path, ocr=ocr, ocr_cache=ocr_cache)
     elif suffix in WORD_SUFFIXES:
         title, text = docx_text(path)
     elif suffix in HTML_SUFFIXES:
@@ -190,8 +205,9 @@ def html_text(raw: str) -> tuple[str, str]:
     return title, text
 
 
-def pdf_text(path: Path, *, ocr: bool = True) -> tuple[str, str, tuple[int, int]]:
-    """(title, text, (pages read by OCR, scanned pages skipped)) of a PDF, its pages separated by blank lines."""
+def pdf_text(path: Path, *, ocr: bool = True, ocr_cache: Path | None = None) -> tuple[str, str, tuple[int, int, int]]:
+    """(title, text, (pages read by OCR, pages whose OCR text came from `ocr_cache`, scanned pages skipped)) of a
+    PDF, its pages separated by blank lines."""
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
 
@@ -201,7 +217,8 @@ def pdf_text(path: Path, *, ocr: bool = True) -> tuple[str, str, tuple[int, int]
         locked = getattr(err, "err_code", None) in (pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY)
         raise Unreadable("encrypted" if locked else "corrupt", str(err)) from err
     use_ocr = ocr and ocr_available()
-    texts, ocr_pages, skipped = [], 0, 0
+    cache = OcrCache(ocr_cache) if ocr_cache is not None else None
+    texts, ocr_pages, cached_pages, skipped = [], 0, 0, 0
     try:
         title = (pdf.get_metadata_dict().get("Title") or "").removeprefix("Microsoft Word - ")
         for page in pdf:
@@ -209,7 +226,11 @@ def pdf_text(path: Path, *, ocr: bool = True) -> tuple[str, str, tuple[int, int]
             scanned = len("".join(text.split())) < _SCANNED_PAGE_CHARS and any(
                 page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2))
             if scanned and use_ocr:
-                text, ocr_pages = ocr_page(page), ocr_pages + 1
+                text, cached = ocr_page(page, cache=cache)
+                if cached:
+                    cached_pages += 1
+                else:
+                    ocr_pages += 1
             elif scanned:
                 skipped += 1
             texts.append(text.strip())
@@ -219,7 +240,7 @@ def pdf_text(path: Path, *, ocr: bool = True) -> tuple[str, str, tuple[int, int]
         pdf.close()
     # A title equal to the file name (as PIL and some scanners write it) says nothing.
     title = "" if title.strip() == path.stem else title
-    return title, "\n\n".join(t for t in texts if t), (ocr_pages, skipped)
+    return title, "\n\n".join(t for t in texts if t), (ocr_pages, cached_pages, skipped)
 
 
 def ocr_available() -> bool:
@@ -229,12 +250,51 @@ def ocr_available() -> bool:
     return shutil.which("tesseract") is not None and importlib.util.find_spec("pytesseract") is not None
 
 
-def ocr_page(page: object, dpi: int = 300, lang: str = "eng") -> str:
-    """A PDF page's text read by Tesseract from a `dpi` rendering."""
+def ocr_page(page: object, dpi: int = 300, lang: str = "eng", *, cache: OcrCache | None = None) -> tuple[str, bool]:
+    """A PDF page's text read by Tesseract from a `dpi` rendering, and whether it came from `cache` instead."""
     import pytesseract
 
     image = page.render(scale=dpi / 72).to_pil()  # type: ignore[attr-defined]
-    return pytesseract.image_to_string(image, lang=lang)
+    if cache is None:
+        return pytesseract.image_to_string(image, lang=lang), False
+    key = ocr_cache_key(image, dpi, lang, str(pytesseract.get_tesseract_version()))
+    cached = cache.get(key)
+    if cached is not None:
+        return cached, True
+    text = pytesseract.image_to_string(image, lang=lang)
+    cache.put(key, text)
+    return text, False
+
+
+def ocr_cache_key(image: Image.Image, dpi: int, lang: str, tesseract_version: str) -> str:
+    """The OCR cache key of a rendered page: its pixels (so an edited or replaced PDF misses, and the same page
+    in another file hits), the rendering's dpi, the language and the Tesseract version that reads it."""
+    digest = hashlib.sha256(json.dumps([tesseract_version, dpi, lang, image.mode, image.size]).encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+class OcrCache:
+    """A folder of page texts read by Tesseract, one `<key>.json` per page (see `ocr_cache_key`).
+
+    Entries are written atomically (temp file and rename), so a killed process leaves no half entry; one that is
+    unreadable anyway (damaged, or from another layout) counts as a miss and is read again and overwritten.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def get(self, key: str) -> str | None:
+        try:
+            entry = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(entry, dict) or entry.get("key") != key or not isinstance(entry.get("text"), str):
+            return None
+        return entry["text"]
+
+    def put(self, key: str, text: str) -> None:
+        atomic_write_text(self.folder / f"{key}.json", json.dumps({"key": key, "text": text}, ensure_ascii=False))
 
 
 def docx_text(path: Path) -> tuple[str, str]:

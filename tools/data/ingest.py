@@ -49,11 +49,13 @@ class DocumentSet:
 
 
 def collect_documents(sources: list[dict], out_path: Path, *, clean: CleanConfig | None = None,
-                      ocr: bool = True, progress: Progress | None = None) -> DocumentSet:
+                      ocr: bool = True, ocr_cache: Path | None = None, progress: Progress | None = None
+                      ) -> DocumentSet:
     """Read every folder, file and built-in corpus in `sources` (dicts with kind and location), extract their
     text, clean it (`tools.data.clean`) and write the kept documents to `out_path`, one JSON object a line.
 
-    Every file or document left out is counted by reason; a document of any length is kept whole.
+    Every file or document left out is counted by reason; a document of any length is kept whole. With
+    `ocr_cache` (a folder) the OCR text of scanned PDF pages is kept there, so reading them again skips the OCR.
     `progress("extract", done, total)` follows the files read.
     """
     docs: list[Document] = []
@@ -70,7 +72,7 @@ def collect_documents(sources: list[dict], out_path: Path, *, clean: CleanConfig
         elif kind in ("url", "crawl_topic"):
             raise ToolError(f"Cannot fetch {location!r}: this machine has no web access for crawling. "
                             "Save the pages into a folder and name that folder in the goal or with --data.")
-    extraction = extract_files(files, ocr=ocr, progress=progress)
+    extraction = extract_files(files, ocr=ocr, ocr_cache=ocr_cache, progress=progress)
     cleaned = clean_documents(docs + extraction.documents, clean)
     dropped = {**extraction.counts(), **cleaned.dropped}
     if unsupported:
