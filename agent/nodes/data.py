@@ -60,7 +60,8 @@ def gather(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                             {"kind": "folder", "location": crawled.pages_dir}]
     with live_progress(runtime.context.progress, "gather") as progress:
         docs = trace.tool("collect_documents", ingest.collect_documents, document_sources,
-                          runtime.context.run_dir / "documents.jsonl", progress=progress)
+                          runtime.context.run_dir / "documents.jsonl", progress=progress,
+                          ocr_cache=runtime.context.workspace.root / "cache" / "ocr")
     for note in docs.notes:
         trace.decision("skip files that are not text", note)
     return {"documents": {**docs.to_dict(), "crawl": crawl_counts(crawled) if crawled else None}}
@@ -76,9 +77,11 @@ def _knowledge_examples(documents: list[ingest.Document], runtime: Runtime[Conte
     teacher = knowledge.TeacherEndpoint.from_env()
     config = knowledge.KnowledgeConfig()
     ruled = [k for k in config.kinds if not (teacher and k in config.teacher_replaces)]
+    writes = (f"writes the {', '.join(config.teacher_replaces)} questions" if config.teacher_replaces
+              else "adds its own questions")
     trace.decision(f"teacher {teacher.model} at {teacher.base_url}" if teacher else "offline generators",
-                   f"a teacher writes the {', '.join(config.teacher_replaces)} questions of each passage (cached "
-                   f"per request); {', '.join(ruled)} examples are made by rule" if teacher else
+                   f"a teacher {writes} for each passage (cached per request); {', '.join(ruled)} examples are "
+                   "made by rule" if teacher else
                    "no teacher is configured (INGRAIN_TEACHER_BASE_URL or OPENAI_BASE_URL): "
                    f"{', '.join(ruled)} examples are made by rule from every passage")
     with live_progress(runtime.context.progress, "knowledge") as progress:

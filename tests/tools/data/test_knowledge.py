@@ -7,6 +7,7 @@ import json
 import random
 import re
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from tools.data.chunk import Chunk
 from tools.data.dedup import example_key
 from tools.data.formats import normalize_record
 from tools.data.knowledge import (
+    OFFLINE_KINDS,
     KnowledgeConfig,
     TeacherEndpoint,
     build_knowledge,
@@ -228,10 +230,20 @@ def test_teacher_chunks_are_asked_concurrently_cached_and_fact_checked(tmp_path:
     assert {e["meta"]["chunk_id"] for e in teacher_made} == {chunk_id(c) for c in CHUNKS}
     assert all(e["meta"]["origin"] == "teacher" and e["meta"]["fact_id"].split("#")[0] == e["meta"]["chunk_id"]
                for e in teacher_made)
-    # teacher questions replace the rule-made ones; cloze, section and passage stay
-    assert set(first.by_kind) == {"teacher", "about", "cloze", "section", "passage"}
+    # the teacher's questions add to the rule-made ones, and its wording is the one held out
+    assert set(first.by_kind) == {"teacher", *OFFLINE_KINDS}
+    assert len(first.examples) > len(build_knowledge(CHUNKS, config).examples)
     split = knowledge_split(first.examples, config)
-    assert split.holdout and {e["meta"]["kind"] for e in split.holdout} == {"teacher"}
+    held_kinds = [e["meta"]["kind"] for e in split.holdout]
+    # facts the teacher asked about are held out in its wording; the others in a rule paraphrase
+    assert held_kinds.count("teacher") > len(held_kinds) / 2 and set(held_kinds) <= {"teacher", "paraphrase"}
+    held = {e["meta"]["fact_id"] for e in split.holdout}
+    assert all({e["meta"]["kind"] for e in split.train if e["meta"]["fact_id"] == f} & {"factual", "cloze"}
+               for f in held)  # a held-out fact still trains on the rule-made kinds
+    # a config that lets the teacher replace kinds drops them where it answered (its cache still answers)
+    replacing = build_knowledge(CHUNKS, replace(config, teacher_replaces=("factual", "paraphrase")), teacher=endpoint,
+                                cache_dir=tmp_path / "cache")
+    assert set(replacing.by_kind) == {"teacher", *OFFLINE_KINDS} - {"factual", "paraphrase"}
     assert estimate_examples(CHUNKS, config, teacher=True) >= len(first.examples)
 
 

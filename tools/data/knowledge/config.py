@@ -47,14 +47,16 @@ class KnowledgeConfig:
     seed: int = 42
     holdout_share: float = field(default=0.3, metadata={
         "help": "Share of each source's facts that get one hold-out question (at least one per source)."})
-    holdout_kinds: tuple[str, ...] = field(default=("paraphrase", TEACHER_KIND), metadata={
-        "help": "Kinds a hold-out question may have, in order of preference; its fact trains on the others."})
+    holdout_kinds: tuple[str, ...] = field(default=(TEACHER_KIND, "paraphrase"), metadata={
+        "help": "Kinds a hold-out question may have, in order of preference; its fact trains on the others. "
+                "A teacher's wording is furthest from the rules', so it is held out first."})
     support_threshold: float = field(default=0.6, metadata={
         "help": "Share of an answer's content words that must appear in its chunk; below it is rejected."})
     system_prompt: str = field(default="", metadata={"help": "A system turn for every example; empty = none."})
     teacher_pairs_per_chunk: int = field(default=6, metadata={"help": "Question/answer pairs asked per chunk."})
-    teacher_replaces: tuple[str, ...] = field(default=("factual", "topical", "answer_first", "paraphrase"), metadata={
-        "help": "Offline kinds a chunk drops when the teacher answered for it (they come back if it failed)."})
+    teacher_replaces: tuple[str, ...] = field(default=(), metadata={
+        "help": "Offline kinds a chunk drops when the teacher answered for it (they come back if it failed). "
+                "Empty = the teacher adds to the rule-made questions: recall grows with questions per fact."})
     teacher_concurrency: int = field(default=4, metadata={"help": "Chunks asked at the same time."})
     teacher_retries: int = field(default=2, metadata={
         "help": "Retries per chunk after a timeout, 429/5xx or unusable JSON; then the chunk goes offline."})
