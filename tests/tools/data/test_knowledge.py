@@ -35,6 +35,7 @@ from tools.data.knowledge import (
     support,
     topical_question,
 )
+from tools.data.knowledge.build import facts_by_chunk
 from tools.data.split import write_jsonl
 from tools.data.validate import validate_dataset
 from tools.errors import ToolError
@@ -218,6 +219,13 @@ def test_teacher_chunks_are_asked_concurrently_cached_and_fact_checked(tmp_path:
         assert in_flight_at_first_answer[0] >= 2
         body = upstream.chat_requests()[0]["body"]
         assert body["model"] == "teacher-large" and "must be stated in the passage" in body["messages"][1]["content"]
+        # every chunk is asked for 3 pairs per fact the rules find in it (at least 6): one question per fact
+        # would teach fewer wordings than the rules alone
+        asked = sorted(int(re.search(r"Write (\d+) question", r["body"]["messages"][1]["content"]).group(1))
+                       for r in upstream.chat_requests())
+        facts = [len(f) for f in facts_by_chunk(CHUNKS, config)]
+        assert asked == sorted(max(6, 3 * n) for n in facts) and max(facts) >= 3
+        assert "every fact it states 3 times" in body["messages"][1]["content"]
 
         second = build_knowledge(CHUNKS, config, teacher=endpoint, cache_dir=tmp_path / "cache")
         assert len(upstream.chat_requests()) == len(CHUNKS)  # the rerun made no request at all

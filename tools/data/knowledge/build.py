@@ -13,7 +13,7 @@ from memory.workspace import Workspace
 from tools.data.dedup import example_key, example_text, near_duplicates
 from tools.data.formats import normalize_record
 from tools.data.knowledge.config import ChunkLike, KnowledgeConfig, chunk_id
-from tools.data.knowledge.facts import chunk_facts
+from tools.data.knowledge.facts import Fact, chunk_facts
 from tools.data.knowledge.questions import offline_examples, support
 from tools.data.knowledge.teacher import TeacherEndpoint, TeacherReply, ask_teacher, teacher_examples
 from tools.progress import Progress
@@ -53,7 +53,8 @@ def build_knowledge(chunks: Iterable[ChunkLike], config: KnowledgeConfig | None 
                     progress: Progress | None = None) -> KnowledgeResult:
     """Examples for every fact of every chunk, each checked against its chunk, validated and deduplicated.
 
-    With a teacher, each chunk asks it for pairs that replace `teacher_replaces`; a chunk whose requests all
+    With a teacher, each chunk asks it for pairs (`teacher_pairs_per_fact` per fact the rules find, at least
+    `teacher_pairs_per_chunk`) that add to the rule-made ones, or replace `teacher_replaces`; a chunk whose requests all
     fail keeps its offline questions instead (counted as a fallback). cache_dir defaults to
     $INGRAIN_HOME/cache/teacher: a rerun over the same chunks makes no requests.
 
@@ -64,16 +65,13 @@ def build_knowledge(chunks: Iterable[ChunkLike], config: KnowledgeConfig | None 
     config = config or KnowledgeConfig()
     chunks = list(chunks)
     result = KnowledgeResult([], n_chunks=len(chunks))
-    facts, seen = [], set()
-    for chunk in chunks:  # overlapping chunks repeat sentences: each is asked about in its first chunk only
-        facts.append([f for f in chunk_facts(chunk, config) if (chunk.doc_id, f.sentence) not in seen])
-        seen.update((chunk.doc_id, f.sentence) for f in facts[-1])
+    facts = facts_by_chunk(chunks, config)
     result.n_facts = sum(map(len, facts))
     result.chunks_without_facts = sum(not f for f in facts)
     replies: list[TeacherReply | None] = [None] * len(chunks)
     if teacher is not None:
         replies = list(ask_teacher(chunks, teacher, config, cache_dir or Workspace.from_env().root / "cache" /
-                                   "teacher", progress=progress))
+                                   "teacher", n_facts=list(map(len, facts)), progress=progress))
         failed = [r for r in replies if r and r.pairs is None]
         result.teacher.update(chunks=len(chunks), requests=sum(r.requests for r in replies if r),
                               cached=sum(bool(r and r.cached) for r in replies),
@@ -99,6 +97,16 @@ def build_knowledge(chunks: Iterable[ChunkLike], config: KnowledgeConfig | None 
         result.notes.append(f"{result.chunks_without_facts} of {len(chunks)} chunks state no fact a rule "
                             "recognises (number, name, definition, rule); they train as section and passage only.")
     return result
+
+
+def facts_by_chunk(chunks: Sequence[ChunkLike], config: KnowledgeConfig) -> list[list[Fact]]:
+    """Each chunk's facts; overlapping chunks repeat sentences, and each is asked about in its first chunk only."""
+    facts: list[list[Fact]] = []
+    seen: set[tuple[str, str]] = set()
+    for chunk in chunks:
+        facts.append([f for f in chunk_facts(chunk, config) if (chunk.doc_id, f.sentence) not in seen])
+        seen.update((chunk.doc_id, f.sentence) for f in facts[-1])
+    return facts
 
 
 def check_examples(candidates: list[dict[str, Any]], chunk_texts: dict[str, str], config: KnowledgeConfig,
@@ -143,7 +151,7 @@ def estimate_examples(chunks: Iterable[ChunkLike], config: KnowledgeConfig | Non
         return len(build_knowledge(chunks, config).examples)
     kept_kinds = tuple(k for k in config.kinds if k not in config.teacher_replaces)
     return len(build_knowledge(chunks, replace(config, kinds=kept_kinds)).examples) \
-        + len(chunks) * config.teacher_pairs_per_chunk
+        + sum(config.teacher_pairs(len(f)) for f in facts_by_chunk(chunks, config))
 
 
 # ---------------------------------------------------------------- the hold-out

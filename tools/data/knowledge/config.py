@@ -53,7 +53,10 @@ class KnowledgeConfig:
     support_threshold: float = field(default=0.6, metadata={
         "help": "Share of an answer's content words that must appear in its chunk; below it is rejected."})
     system_prompt: str = field(default="", metadata={"help": "A system turn for every example; empty = none."})
-    teacher_pairs_per_chunk: int = field(default=6, metadata={"help": "Question/answer pairs asked per chunk."})
+    teacher_pairs_per_chunk: int = field(default=6, metadata={"help": "Fewest question/answer pairs asked per chunk."})
+    teacher_pairs_per_fact: int = field(default=3, metadata={
+        "help": "Pairs asked per fact the rules find in a chunk, each in other words: recall grows with the "
+                "number of different questions a fact is trained on."})
     teacher_replaces: tuple[str, ...] = field(default=(), metadata={
         "help": "Offline kinds a chunk drops when the teacher answered for it (they come back if it failed). "
                 "Empty = the teacher adds to the rule-made questions: recall grows with questions per fact."})
@@ -69,9 +72,14 @@ class KnowledgeConfig:
             raise ToolError(f"Unknown knowledge kinds {sorted(unknown)}; use any of {OFFLINE_KINDS}.")
         if not 0 <= self.holdout_share < 1 or not 0 < self.support_threshold <= 1:
             raise ToolError("KnowledgeConfig needs 0 <= holdout_share < 1 and 0 < support_threshold <= 1.")
-        if min(self.max_facts_per_chunk, self.teacher_concurrency, self.teacher_pairs_per_chunk) < 1 \
+        if min(self.max_facts_per_chunk, self.teacher_concurrency, self.teacher_pairs_per_chunk,
+               self.teacher_pairs_per_fact) < 1 \
                 or self.paraphrases_per_fact < 0 or self.teacher_retries < 0:
             raise ToolError("KnowledgeConfig counts must be positive (paraphrases and retries may be 0).")
+
+    def teacher_pairs(self, n_facts: int) -> int:
+        """Pairs to ask a teacher for about a chunk stating `n_facts` facts."""
+        return max(self.teacher_pairs_per_chunk, self.teacher_pairs_per_fact * n_facts)
 
 
 def chunk_id(chunk: ChunkLike) -> str:

@@ -58,7 +58,8 @@ TEACHER_PROMPT = """Passage from "{title}", section "{heading}":
 Write {n} question/answer pairs about this passage.
 - Every answer must be stated in the passage or follow directly from it: reuse its wording, numbers and names \
 exactly, and add nothing the passage does not say.
-- Cover the whole passage, its middle and end as much as its opening.
+- Cover the whole passage, its middle and end as much as its opening: ask about every fact it states \
+{per_fact} times, each time in other words (another verb, another order, the fact's subject named differently).
 - Mix the kinds: "factual" (who / what / when / how many), "paraphrased" (a fact asked in other words), \
 "inferential" (needs two sentences of the passage together) and "about" ("What does {title} say about ...?").
 - Each question must make sense on its own: name its subject; never write "the passage" or "the text".
@@ -67,9 +68,9 @@ Reply with one JSON object and nothing else:
 {{"pairs": [{{"kind": "factual", "question": "...", "answer": "..."}}]}}"""
 
 
-def teacher_messages(chunk: ChunkLike, n: int) -> list[dict[str, str]]:
+def teacher_messages(chunk: ChunkLike, n: int, per_fact: int = 1) -> list[dict[str, str]]:
     prompt = TEACHER_PROMPT.format(title=chunk.title.strip() or "the documentation", heading=topic(chunk),
-                                   text=chunk.text.strip(), n=n)
+                                   text=chunk.text.strip(), n=n, per_fact=per_fact)
     return [{"role": "system", "content": TEACHER_SYSTEM}, {"role": "user", "content": prompt}]
 
 
@@ -101,12 +102,12 @@ class TeacherReply:
     error: str = ""
 
 
-def _ask_teacher(client: Any, endpoint: TeacherEndpoint, chunk: ChunkLike, config: KnowledgeConfig,
+def _ask_teacher(client: Any, endpoint: TeacherEndpoint, chunk: ChunkLike, n_facts: int, config: KnowledgeConfig,
                  cache_dir: Path) -> TeacherReply:
     """One chunk's pairs: from the cache, else asked with retries; pairs None when every attempt failed."""
     import httpx
 
-    messages = teacher_messages(chunk, config.teacher_pairs_per_chunk)
+    messages = teacher_messages(chunk, config.teacher_pairs(n_facts), config.teacher_pairs_per_fact)
     key = hashlib.sha256(json.dumps([endpoint.model, messages], sort_keys=True).encode()).hexdigest()
     path = cache_dir / f"{key}.json"
     if path.exists():
@@ -143,8 +144,12 @@ def _ask_teacher(client: Any, endpoint: TeacherEndpoint, chunk: ChunkLike, confi
 
 
 def ask_teacher(chunks: Sequence[ChunkLike], endpoint: TeacherEndpoint, config: KnowledgeConfig,
-                cache_dir: Path, *, progress: Progress | None = None) -> list[TeacherReply]:
+                cache_dir: Path, *, n_facts: Sequence[int] | None = None, progress: Progress | None = None
+                ) -> list[TeacherReply]:
     """Every chunk's teacher reply, in chunk order, with at most `teacher_concurrency` requests in flight.
+
+    A chunk is asked for `config.teacher_pairs(n)` pairs, n being its count in `n_facts` (the facts the
+    rules found in it; none given = the per-chunk minimum).
 
     `progress("teacher", done, total)` counts chunks answered (cached, asked or given up on), from the worker
     threads. Each reply is cached as it arrives, so a run interrupted halfway asks only for the rest.
@@ -156,8 +161,12 @@ def ask_teacher(chunks: Sequence[ChunkLike], endpoint: TeacherEndpoint, config: 
     report = progress or (lambda stage, done, total: None)
     lock, done = threading.Lock(), [0]
 
-    def ask(chunk: ChunkLike) -> TeacherReply:
-        reply = _ask_teacher(client, endpoint, chunk, config, cache_dir)
+    counts = list(n_facts) if n_facts is not None else [0] * len(chunks)
+    if len(counts) != len(chunks):
+        raise ValueError(f"n_facts has {len(counts)} counts for {len(chunks)} chunks")
+
+    def ask(chunk: ChunkLike, facts: int) -> TeacherReply:
+        reply = _ask_teacher(client, endpoint, chunk, facts, config, cache_dir)
         with lock:
             done[0] += 1
             report("teacher", done[0], len(chunks))
@@ -167,7 +176,7 @@ def ask_teacher(chunks: Sequence[ChunkLike], endpoint: TeacherEndpoint, config: 
     with httpx.Client(timeout=config.teacher_timeout_s, headers=headers) as client:
         pool = ThreadPoolExecutor(max_workers=config.teacher_concurrency, thread_name_prefix="teacher")
         try:
-            return list(pool.map(ask, chunks))
+            return list(pool.map(ask, chunks, counts))
         finally:
             # On Ctrl-C the chunks still queued are dropped: only the requests in flight finish (and are cached).
             pool.shutdown(wait=True, cancel_futures=True)
