@@ -40,7 +40,7 @@ class KnowledgeConfig:
                 "about = what the document says about a sentence's subject, passage = recite the whole chunk."})
     max_facts_per_chunk: int = field(default=16, metadata={
         "help": "Fact sentences used per chunk; when a chunk has more, they are spread over all of it."})
-    paraphrases_per_fact: int = field(default=1, metadata={
+    paraphrases_per_fact: int = field(default=3, metadata={
         "help": "Rule-made rephrasings per fact (synonyms, reordered clauses); the hold-out draws from them."})
     section_answer_words: int = field(default=120, metadata={
         "help": "The section question's answer is the chunk's fact sentences, cut near this many words."})
