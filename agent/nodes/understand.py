@@ -162,8 +162,9 @@ def preview_knowledge_data(sources: list[dict[str, Any]], run_dir: Path, crawl_c
     Local sources are read whole. URLs are crawled into `run_dir/crawl` (gather's folder, so its crawl
     revalidates these pages instead of downloading them again), at most PREVIEW_PAGES pages: a site that ends
     sooner is counted exactly, a bigger one is scaled up to gather's page limit. When the crawl fails, the URLs
-    are guessed at KNOWLEDGE_EXAMPLES_PER_WORD and the preview says so. A teacher replaces some kinds with about
-    as many of its own. With `ocr_cache` (a folder) a re-run takes scanned PDF pages' OCR text from there.
+    are guessed at KNOWLEDGE_EXAMPLES_PER_WORD and the preview says so. A teacher's questions are not counted:
+    they add up to `teacher_pairs_per_fact` a fact on top (`knowledge.estimate_examples` bounds them). With
+    `ocr_cache` (a folder) a re-run takes scanned PDF pages' OCR text from there.
     """
     urls = [s["location"] for s in sources if s["kind"] == "url"]
     local = [s for s in sources if s["kind"] != "url"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import functools
 import hashlib
 import json
 import logging
@@ -257,13 +258,21 @@ def ocr_page(page: object, dpi: int = 300, lang: str = "eng", *, cache: OcrCache
     image = page.render(scale=dpi / 72).to_pil()  # type: ignore[attr-defined]
     if cache is None:
         return pytesseract.image_to_string(image, lang=lang), False
-    key = ocr_cache_key(image, dpi, lang, str(pytesseract.get_tesseract_version()))
+    key = ocr_cache_key(image, dpi, lang, _tesseract_version())
     cached = cache.get(key)
     if cached is not None:
         return cached, True
     text = pytesseract.image_to_string(image, lang=lang)
     cache.put(key, text)
     return text, False
+
+
+@functools.cache
+def _tesseract_version() -> str:
+    """Asked once a process: each call starts `tesseract --version`."""
+    import pytesseract
+
+    return str(pytesseract.get_tesseract_version())
 
 
 def ocr_cache_key(image: Image.Image, dpi: int, lang: str, tesseract_version: str) -> str:
