@@ -59,7 +59,9 @@ def _examples(plan: dict[str, Any], knowledge: dict[str, Any]) -> list[str]:
              f"{report.esc(knowledge.get('n_facts'))} facts made {report.esc(knowledge.get('n_examples'))} "
              f"examples; {report.esc(knowledge.get('holdout'))} became the hold-out, and "
              f"{report.esc(knowledge.get('dropped_for_holdout'))} training examples that gave them away were "
-             "removed.</p>"]
+             "removed"
+             + (f"; {report.esc(knowledge['validation'])} rephrased questions score checkpoints instead of training"
+                if knowledge.get("validation") else "") + ".</p>"]
     estimate = plan.get("data_estimate")
     if estimate:
         parts.append(f"<p>The plan expected ~{report.esc(estimate.get('examples'))} training examples: "

@@ -68,10 +68,11 @@ def gather(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 
 def _knowledge_examples(documents: list[ingest.Document], runtime: Runtime[Context], trace: Tracer
-                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+                        ) -> tuple[knowledge.KnowledgeSplit, dict[str, Any]]:
     """Questions about every fact of every passage (by a teacher LLM when one is configured, else by rule),
-    a hold-out of facts spread over all sources, each asked in a phrasing its training questions lack, and
-    what the data report says about them (chunks, examples by kind, rejections, samples)."""
+    split into training, validation rephrasings and a hold-out of facts spread over all sources, each asked in a
+    phrasing its training questions lack; and what the data report says about them (chunks, examples by kind,
+    rejections, samples)."""
     chunks = trace.tool("chunk_documents", ingest.chunk_documents, documents,
                         out_path=runtime.context.run_dir / "chunks.jsonl")
     teacher = knowledge.TeacherEndpoint.from_env()
@@ -92,10 +93,15 @@ def _knowledge_examples(documents: list[ingest.Document], runtime: Runtime[Conte
     split = knowledge.knowledge_split(built.examples, config)
     trace.decision(f"hold out {len(split.holdout)} facts", "one question per held-out fact, spread over every "
                    "source and phrased unlike its training questions", by_source=split.holdout_by_source())
+    if split.val:
+        trace.decision(f"validate on {len(split.val)} rephrased questions", "each is one of several rephrasings of "
+                       "its fact, so every fact still trains on every kind of question")
+    else:
+        trace.decision("validate on a tenth of the examples", "no fact has two rephrasings of one kind to spare")
     # One sample of each kind (up to five) shows a reader what the questions look like.
     summary = {**built.to_dict(samples=5), "chunks": chunks.to_dict(),
-               "holdout": len(split.holdout), "dropped_for_holdout": split.dropped}
-    return split.train, split.holdout, summary
+               "holdout": len(split.holdout), "dropped_for_holdout": split.dropped, "validation": len(split.val)}
+    return split, summary
 
 
 @traced
@@ -110,8 +116,9 @@ def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     out_dir = runtime.context.run_dir / "data"
     if state.documents and state.spec["objective"] == "knowledge":
         documents = ingest.read_documents(state.documents["path"])
-        train, holdout, knowledge_summary = _knowledge_examples(documents, runtime, trace)
-        split = trace.tool("split_with_holdout", datasets.split_with_holdout, examples + train, holdout, out_dir)
+        built, knowledge_summary = _knowledge_examples(documents, runtime, trace)
+        split = trace.tool("split_with_holdout", datasets.split_with_holdout, examples + built.train, built.holdout,
+                           out_dir, val=built.val)
         trace.decision("data report", f"{knowledge_summary['chunks']['n_chunks']} chunks made "
                        f"{knowledge_summary['n_examples']} examples", **knowledge_summary)
     else:

@@ -34,16 +34,21 @@ def test_a_knowledge_goal_trains_on_every_fact_and_is_judged_by_recall(tmp_path,
     tools = [e["name"] for e in events if e["kind"] == "tool_call"]
     assert {"chunk_documents", "build_knowledge", "split_with_holdout"} <= set(tools)
     data = Path(store.path).parent / "runs" / str(outcome.run_id) / "data"
-    train = read_jsonl(data / "train.jsonl") + read_jsonl(data / "val.jsonl")
+    train, val = read_jsonl(data / "train.jsonl"), read_jsonl(data / "val.jsonl")
     holdout = read_jsonl(data / "holdout" / "test.jsonl")
     # Every page is asked about, with the fact to look for, in questions training never saw.
     assert {Path(ex["meta"]["source"]).name for ex in holdout} == set(PAGES)
-    assert not {ex["messages"][0]["content"] for ex in holdout} & {ex["messages"][0]["content"] for ex in train}
+    asked = {ex["messages"][0]["content"] for ex in holdout}
+    assert not asked & {ex["messages"][0]["content"] for ex in train + val}
+    # Validation takes spare rephrasings: a fact checked there still trains under the same kind of question.
+    assert val and all(ex["meta"]["kind"] == "paraphrase" for ex in val)
+    for ex in val:
+        assert any(t["meta"]["fact_id"] == ex["meta"]["fact_id"] and t["meta"]["kind"] == "paraphrase" for t in train)
     # Facts after each page's opening are trained on, not only the first sentence.
     answers = " ".join(ex["messages"][-1]["content"] for ex in train)
     for fact in ("18:30", "4 euros", "31 March", "PL-2", "02:10", "90 days"):
         assert fact in answers, fact
-    # The plan built the same offline data to size the budget: its estimate is what build_data made.
+    # The plan built the same offline data to size the budget: its estimate is what training gets.
     preview = next(e for e in events if e["kind"] == "tool_call" and e["name"] == "preview_knowledge_data")
     planned = preview["data"]["result"]["examples"]
     assert planned == len(train), (planned, len(train))

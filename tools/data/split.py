@@ -166,20 +166,32 @@ def split_dataset(examples: list[dict[str, Any]], out_dir: Path | str, *, seed: 
 
 
 def split_with_holdout(examples: list[dict[str, Any]], holdout: list[dict[str, Any]], out_dir: Path | str, *,
-                       seed: int = 42, val_fraction: float = 0.1) -> DatasetSplit:
+                       seed: int = 42, val_fraction: float = 0.1,
+                       val: list[dict[str, Any]] | None = None) -> DatasetSplit:
     """Split `examples` into train / val and write a hold-out chosen elsewhere (e.g. one question per held-out
-    fact, phrased unlike its training questions) as the sealed test file; the id covers all three files."""
+    fact, phrased unlike its training questions) as the sealed test file; the id covers all three files.
+
+    A non-empty `val` chosen elsewhere is the validation file, and every one of `examples` trains (less any
+    duplicate of a validation example); otherwise `val_fraction` of `examples` is drawn for it."""
     if not holdout:
         raise ToolError("The hold-out is empty: keep some examples out of training to evaluate on.")
-    split = split_dataset(examples, out_dir, seed=seed, val_fraction=val_fraction, test_fraction=0.0)
+    val = list({example_key(e): e for e in val or []}.values())
+    if val:
+        chosen = {example_key(v) for v in val}
+        examples = [e for e in examples if example_key(e) not in chosen]
+    split = split_dataset(examples, out_dir, seed=seed, val_fraction=0.0 if val else val_fraction,
+                          test_fraction=0.0)
+    if val:
+        write_jsonl(split.val_path, val)
     test = holdout_path(out_dir)
     write_jsonl(test, holdout)
     digest = hashlib.sha256(split.dataset_id.encode())
-    for example in holdout:
+    for example in [*val, *holdout]:
         digest.update(canonical_json(example).encode("utf-8") + b"\n")
     full = DatasetSplit(dataset_id=f"ds-{digest.hexdigest()[:16]}", train_path=split.train_path,
-                        val_path=split.val_path, test_path=test, n_train=split.n_train, n_val=split.n_val,
-                        n_test=len(holdout), n_input=split.n_input + len(holdout), n_duplicates=split.n_duplicates,
+                        val_path=split.val_path, test_path=test, n_train=split.n_train,
+                        n_val=len(val) or split.n_val, n_test=len(holdout),
+                        n_input=split.n_input + len(holdout) + len(val), n_duplicates=split.n_duplicates,
                         seed=seed)
     atomic_write_text(Path(out_dir) / MANIFEST_FILE, json.dumps(full.to_dict(), indent=2) + "\n")
     return full

@@ -78,7 +78,7 @@ def test_plan_sizes_a_url_source_from_a_preview_crawl_that_gather_revalidates(
     planned = state.plan["data_estimate"]
     assert planned["guess"] is False and "all 3 pages" in planned["basis"]
     assert state.plan["documents"] is None  # pages may change before approval: gather revalidates them
-    built = state.dataset["n_train"] + state.dataset["n_val"]
+    built = state.dataset["n_train"]  # the plan counts what trains; validation takes spare rephrasings
     assert planned["examples"] == built > 30, (planned, built)
     # gather crawled the same folder: every page was answered 304 Not Modified, no body was sent twice
     assert page_statuses(site) == {path: [200, 304] for path in FACTS}
@@ -91,6 +91,7 @@ def test_plan_sizes_a_url_source_from_a_preview_crawl_that_gather_revalidates(
     data = report_sections(state, events)["data"]
     assert f"{site.url}/" in data and "3 pages crawled: 0 downloaded, 3 unchanged (cache)" in data
     assert f"The plan expected ~{built} training examples: built from all 3 pages" in data
+    assert f"{state.dataset['n_val']} rephrased questions score checkpoints" in data
     for kind, n in state.dataset["knowledge"]["by_kind"].items():
         assert f"<td>{kind}</td><td>{n}</td>" in data
     samples = state.dataset["knowledge"]["samples"]

@@ -24,6 +24,7 @@ from tools.data.knowledge import (
     build_knowledge,
     chunk_id,
     cloze,
+    embedded_question,
     estimate_examples,
     factual_question,
     find_fact,
@@ -82,6 +83,16 @@ def test_questions_are_made_from_the_fact_sentence_by_rule() -> None:
     assert factual_question(receipts, "") == "Within how many days must receipts be submitted?"  # type: ignore[arg-type]
     person = find_fact("Dana Whitfield approves all travel requests.")
     assert factual_question(person, "") == "Who approves all travel requests?"  # type: ignore[arg-type]
+    # the verb before its object, a span ending the subject, a span inside it (the echo keeps its words in place)
+    assert factual_question(find_fact("Heron runs the nightly tests at 02:10."), "Ask Heron.") \
+        == "When does Heron run the nightly tests?"  # type: ignore[arg-type]
+    assert factual_question(find_fact("Security at Norvane is run by Dana Okafor."), "") \
+        == "Where is security run by Dana Okafor?"  # type: ignore[arg-type]
+    tickets = find_fact("Train tickets above 180 euros need approval from Oskar Lind.")
+    assert tickets is not None and tickets.value == "180 euros"
+    assert factual_question(tickets, "") == "Train tickets above how much need approval from Oskar Lind?"
+    flights = find_fact("Flights shorter than 4 hours are booked in economy.")
+    assert embedded_question(flights, "") == "flights shorter than how many hours are booked in economy"  # type: ignore[arg-type]
     rule = find_fact("Visitors must sign in at reception.")
     assert rule is not None and rule.span_kind == "rule" and cloze(rule)[1] == "must"
     assert find_fact("Tell your team lead when you are ill.") is None  # no number, name, definition or rule
@@ -169,8 +180,30 @@ def test_holdout_asks_facts_all_over_the_corpus_in_a_phrasing_training_never_use
         assert held["meta"]["kind"] not in {e["meta"]["kind"] for e in trained}
         assert not any(_user(held).lower() in prompt.lower() for prompt in train_prompts)
         assert held["meta"]["answer"] and held["meta"]["source"] in PAGES
-    assert len(split.train) + len(split.holdout) + split.dropped == len(examples)
+    assert len(split.train) + len(split.val) + len(split.holdout) + split.dropped == len(examples)
     assert knowledge_split(examples, KnowledgeConfig(holdout_share=0.0)).holdout == []
+
+
+def test_validation_questions_leave_every_fact_training_on_every_kind_it_had() -> None:
+    examples = build_knowledge(CHUNKS).examples
+    config = KnowledgeConfig(validation_questions=6)
+    split = knowledge_split(examples, config)
+    no_val = knowledge_split(examples, KnowledgeConfig(validation_questions=0))
+    assert no_val.val == [] and len(split.val) == 6
+    assert set(split.holdout_by_source()) == set(no_val.holdout_by_source())  # the hold-out does not change
+    assert len({e["meta"]["fact_id"] for e in split.val}) == 6, "one question per fact"
+    assert {e["meta"]["source"] for e in split.val} == set(PAGES), "spread over every source"
+    train_keys = {_user(e) for e in split.train}
+    for question in split.val:
+        assert _user(question) not in train_keys
+        fact = question["meta"]["fact_id"]
+        kinds_before = {e["meta"]["kind"] for e in no_val.train if e["meta"]["fact_id"] == fact}
+        assert kinds_before == {e["meta"]["kind"] for e in split.train if e["meta"]["fact_id"] == fact}
+        assert question["meta"]["kind"] in config.holdout_kinds
+    assert len(split.train) + len(split.val) == len(no_val.train)
+    # Without rephrasings there is nothing to spare: the caller falls back to a share of the examples.
+    plain = build_knowledge(CHUNKS, KnowledgeConfig(paraphrases_per_fact=0)).examples
+    assert knowledge_split(plain, KnowledgeConfig(paraphrases_per_fact=0)).val == []
 
 
 def test_config_rejects_nonsense_with_what_to_do() -> None:

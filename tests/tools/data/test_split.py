@@ -131,3 +131,14 @@ def test_a_hold_out_chosen_elsewhere_is_sealed_as_the_test_file(tmp_path) -> Non
     assert not trained & {ex["messages"][0]["content"] for ex in holdout}
     again = split_with_holdout(examples, holdout[:4], tmp_path / "other")
     assert again.dataset_id != split.dataset_id  # the id covers the hold-out too
+
+    # Validation chosen elsewhere: every other example trains, and one repeated in the examples does not.
+    val = [examples[0], examples[0], {"messages": [{"role": "user", "content": "When is event 7, roughly?"},
+                                                   {"role": "assistant", "content": "At 7 o'clock."}]}]
+    chosen = split_with_holdout(examples, holdout, tmp_path / "chosen", val=val)
+    assert chosen.counts == (29, 2, 5)
+    assert read_jsonl(chosen.val_path) == val[1:]
+    assert examples[0] not in read_jsonl(chosen.train_path)
+    assert json.loads((tmp_path / "chosen" / "split.json").read_text())["n_val"] == 2
+    other = split_with_holdout(examples, holdout, tmp_path / "other-val", val=val[2:])
+    assert other.dataset_id != chosen.dataset_id  # the id covers the validation file too

@@ -159,23 +159,35 @@ def estimate_examples(chunks: Iterable[ChunkLike], config: KnowledgeConfig | Non
 
 @dataclass
 class KnowledgeSplit:
-    """Training examples and a hold-out of questions about facts that training teaches in other phrasings."""
+    """Training examples, validation questions and a hold-out of questions about facts that training teaches in
+    other phrasings."""
 
     train: list[dict[str, Any]]
     holdout: list[dict[str, Any]]
     """One question per held-out fact; `meta.answer` is the fact to look for, `meta.source` its document."""
     dropped: int = 0
     """Training examples removed because they shared the held-out kind or text of a held-out fact."""
+    val: list[dict[str, Any]] = field(default_factory=list)
+    """Rephrased questions kept out of training to score checkpoints on; each fact still trains on every kind."""
 
     def holdout_by_source(self) -> dict[str, int]:
         return dict(Counter(e["meta"]["source"] for e in self.holdout))
 
 
+def _spread(items: Sequence[Any], n: int) -> list[Any]:
+    """n of items, evenly spread over them (the middle of each of n equal stretches)."""
+    n = min(n, len(items))
+    return [items[int((k + 0.5) * len(items) / n)] for k in range(n)] if n else []
+
+
 def knowledge_split(examples: Sequence[dict[str, Any]], config: KnowledgeConfig | None = None) -> KnowledgeSplit:
-    """Hold out one question of `holdout_share` of each source's facts, evenly spread over the source.
+    """Hold out one question of `holdout_share` of each source's facts, evenly spread over the source, then
+    keep up to `validation_questions` more out of training to score checkpoints on.
 
     A held-out fact keeps its other kinds (factual, cloze, section ...) in training but loses every
-    training example of the held-out kind, and no training prompt contains the held-out question.
+    training example of the held-out kind, and no training prompt contains the held-out question. A
+    validation question is one of several of its kind for its fact (a rephrasing), so its fact still trains on
+    every kind; the questions are spread over the sources like the hold-out.
     """
     config = config or KnowledgeConfig()
     rng = random.Random(config.seed)
@@ -192,7 +204,7 @@ def knowledge_split(examples: Sequence[dict[str, Any]], config: KnowledgeConfig 
     removed: set[int] = set()
     for facts in candidates.values():
         n_hold = max(1, round(config.holdout_share * len(facts))) if config.holdout_share else 0
-        for fact_id, kind in sorted({facts[int((k + 0.5) * len(facts) / n_hold)] for k in range(n_hold)}):
+        for fact_id, kind in sorted(set(_spread(facts, n_hold))):
             same_kind = [n for n in by_fact[fact_id] if examples[n]["meta"]["kind"] == kind]
             choice = rng.choice(same_kind)
             held.add(choice)
@@ -201,8 +213,25 @@ def knowledge_split(examples: Sequence[dict[str, Any]], config: KnowledgeConfig 
             removed.update(n for n in by_fact[fact_id] if question in _user_text(examples[n]))
     questions = {_user_text(examples[n]) for n in held}
     removed.update(n for n, e in enumerate(examples) if _user_text(e) in questions)
-    train = [e for n, e in enumerate(examples) if n not in removed]
-    return KnowledgeSplit(train, [examples[n] for n in sorted(held)], dropped=len(removed - held))
+    val = _validation(examples, by_fact, removed, config, rng)
+    train = [e for n, e in enumerate(examples) if n not in removed and n not in val]
+    return KnowledgeSplit(train, [examples[n] for n in sorted(held)], dropped=len(removed - held),
+                          val=[examples[n] for n in sorted(val)])
+
+
+def _validation(examples: Sequence[dict[str, Any]], by_fact: dict[str, list[int]], removed: set[int],
+                config: KnowledgeConfig, rng: random.Random) -> set[int]:
+    """Up to `validation_questions` examples, one per fact, each of a rephrasing kind its fact has another
+    training example of; facts in corpus order, spread like the hold-out."""
+    options: list[list[int]] = []
+    for members in by_fact.values():
+        left = [n for n in members if n not in removed]
+        for kind in config.holdout_kinds:
+            same = [n for n in left if examples[n]["meta"]["kind"] == kind]
+            if len(same) >= 2:
+                options.append(same)
+                break
+    return {rng.choice(same) for same in _spread(options, config.validation_questions)}
 
 
 def _user_text(example: dict[str, Any]) -> str:

@@ -50,6 +50,10 @@ class KnowledgeConfig:
     holdout_kinds: tuple[str, ...] = field(default=(TEACHER_KIND, "paraphrase"), metadata={
         "help": "Kinds a hold-out question may have, in order of preference; its fact trains on the others. "
                 "A teacher's wording is furthest from the rules', so it is held out first."})
+    validation_questions: int = field(default=16, metadata={
+        "help": "Questions kept out of training to score checkpoints on: each a rephrasing of a fact that keeps "
+                "another of the same kind, so no fact loses a kind (a 10% split took a fact's only cloze or "
+                "factual question)."})
     support_threshold: float = field(default=0.6, metadata={
         "help": "Share of an answer's content words that must appear in its chunk; below it is rejected."})
     system_prompt: str = field(default="", metadata={"help": "A system turn for every example; empty = none."})
@@ -74,8 +78,9 @@ class KnowledgeConfig:
             raise ToolError("KnowledgeConfig needs 0 <= holdout_share < 1 and 0 < support_threshold <= 1.")
         if min(self.max_facts_per_chunk, self.teacher_concurrency, self.teacher_pairs_per_chunk,
                self.teacher_pairs_per_fact) < 1 \
-                or self.paraphrases_per_fact < 0 or self.teacher_retries < 0:
-            raise ToolError("KnowledgeConfig counts must be positive (paraphrases and retries may be 0).")
+                or min(self.paraphrases_per_fact, self.teacher_retries, self.validation_questions) < 0:
+            raise ToolError("KnowledgeConfig counts must be positive (paraphrases, retries and validation questions "
+                            "may be 0).")
 
     def teacher_pairs(self, n_facts: int) -> int:
         """Pairs to ask a teacher for about a chunk stating `n_facts` facts."""

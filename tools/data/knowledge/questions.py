@@ -84,21 +84,39 @@ def factual_question(fact: Fact, context: str, *, keep_after: bool = True) -> st
                 "means": f"What does {subject} mean?"}.get(verb, f"What does {subject} refer to?")
     if not before:  # the span is the subject: replace it
         return _cap(_join(fact.wh, after)) + "?"
-    words = before.split()
+    words, rest = before.split(), after.split()
     if words[0].lower() not in _PREPOSITIONS:
         for i, word in enumerate(words[1:9], start=1):
             if word.lower() in _AUX:  # inversion: `must employees submit`
                 subject = _lower_first(" ".join(words[:i]), context)
                 return _cap(_join(fact.wh, word.lower(), subject, *words[i + 1:], after)) + "?"
-        verb, subject_words = words[-1], words[:-1]
-        if 1 <= len(subject_words) <= 8 and verb.isalpha() and verb.islower() and verb not in _NOT_VERBS \
-                and verb not in _AFTER_VERB and not verb.endswith(("ed", "ing", "ly")):
+        if rest and rest[0] in _AUX and not _dangles(before):  # the span ends the subject: `Where is security run`
+            return _cap(_join(fact.wh, rest[0], _lower_first(before, context), *rest[1:])) + "?"
+        # The verb: an -s verb before its object (`Heron runs the nightly tests`), else the last word, when
+        # only an adjunct follows the span (`need approval` after it means the span is in the subject).
+        at = next((i for i, w in enumerate(words[1:-1], start=1) if _s_verb(w) and words[i + 1] in _AFTER_VERB),
+                  len(words) - 1)
+        verb, subject_words = words[at], words[:at]
+        adjunct = not rest or rest[0] in _PREPOSITIONS | _AFTER_VERB | {"of", "without", "per"}
+        if 1 <= len(subject_words) <= 8 and (adjunct or at < len(words) - 1) and verb.isalpha() \
+                and verb.islower() and verb not in _NOT_VERBS and verb not in _AFTER_VERB \
+                and not verb.endswith(("ed", "ing", "ly")):
             subject = _lower_first(" ".join(subject_words), context)
-            if verb.endswith("s") and not verb.endswith(("ss", "us")):
-                return _cap(_join(fact.wh, "does", subject, _lemma(verb), after)) + "?"
+            if _s_verb(verb):
+                return _cap(_join(fact.wh, "does", subject, _lemma(verb), *words[at + 1:], after)) + "?"
             if subject_words[-1].endswith("s"):
-                return _cap(_join(fact.wh, "do", subject, verb, after)) + "?"
+                return _cap(_join(fact.wh, "do", subject, verb, *words[at + 1:], after)) + "?"
     return _cap(_join(before, fact.wh_insitu, after)) + "?"  # an echo question is always grammatical
+
+
+def _dangles(before: str) -> bool:
+    """True when the words before a span need it to finish their phrase (`flights shorter than` 4 hours)."""
+    return before.split()[-1].lower() in _PREPOSITIONS | {"than", "of", "as"}
+
+
+def _s_verb(word: str) -> bool:
+    return word.isalpha() and word.islower() and word.endswith("s") and not word.endswith(("ss", "us")) \
+        and word not in _NOT_VERBS
 
 
 def embedded_question(fact: Fact, context: str) -> str:
@@ -109,6 +127,8 @@ def embedded_question(fact: Fact, context: str) -> str:
     before, after = _parts(fact)
     if fact.span_kind == "definition":
         return _join("what", _lower_first(before, context))
+    if before and after and _dangles(before):  # in the subject: `flights shorter than how many hours are booked`
+        return _join(_lower_first(before, context), fact.wh_insitu, after)
     return _join(fact.wh_insitu if before else fact.wh, _lower_first(before, context) if before else "", after)
 
 
