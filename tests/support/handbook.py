@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from tools.data.knowledge import factual_question, find_facts, split_sentences
+from tools.data.knowledge import embedded_question, factual_question, find_facts, split_sentences
 
 # (page title, [(sentence, question, answer)]): the first fact of each page opens it and is never asked.
 PAGES: list[tuple[str, list[tuple[str, str, str]]]] = [
@@ -102,20 +102,25 @@ def write_pages(folder: Path, pages: list[tuple[str, list[tuple[str, str, str]]]
 
 
 def handbook_teacher(messages: list[dict]) -> str:
-    """A stand-in for a large teacher model on loopback: two questions per fact of the passage it is sent, in
-    wordings of its own (neither the offline rules' nor the bench's), answered with the passage's sentence."""
+    """A stand-in for a large teacher model on loopback: as many questions per fact of the passage it is sent as
+    the prompt asks for, in wordings of its own (neither the offline rules' nor the bench's), answered with the
+    passage's sentence."""
     prompt = messages[-1]["content"]
     title = re.search(r'Passage from "([^"]*)"', prompt)
     passage = re.search(r"<<<\n(.*)\n>>>", prompt, re.S)
+    per_fact = re.search(r"ask about every fact it states (\d+) times", prompt)
     if not passage:
         return "I need a passage to write questions about."
     where = title.group(1) if title else "the handbook"
+    wordings = ("In the {where} page, {asked}", "Quick question about {where}: {asked}",
+                "Checking the {where} rules: {clause}?", "{where} FAQ: {asked}")
     pairs = []
     for sentence in split_sentences(passage.group(1)):
         for fact in find_facts(sentence):
             question = factual_question(fact, passage.group(1))
-            asked = question[0].lower() + question[1:]
-            pairs += [{"kind": "factual", "question": f"In the {where} page, {asked}", "answer": sentence},
-                      {"kind": "paraphrased", "question": f"Quick question about {where}: {asked}",
-                       "answer": sentence}]
+            asked, clause = question[0].lower() + question[1:], embedded_question(fact, passage.group(1))
+            for n in range(int(per_fact.group(1)) if per_fact else 2):
+                wording = wordings[n % len(wordings)].format(where=where, asked=asked, clause=clause)
+                pairs.append({"kind": "factual" if n == 0 else "paraphrased", "question": wording,
+                              "answer": sentence})
     return "```json\n" + json.dumps({"pairs": pairs}) + "\n```"
