@@ -88,7 +88,8 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         with live_progress(runtime.context.progress, "plan preview") as progress:
             preview = trace.tool("preview_knowledge_data", preview_knowledge_data, doc_sources,
                                  runtime.context.run_dir, gather_crawl(runtime.context),
-                                 ocr_cache=runtime.context.workspace.root / "cache" / "ocr", progress=progress)
+                                 ocr_cache=runtime.context.workspace.root / "cache" / "ocr", progress=progress,
+                                 teacher=knowledge.TeacherEndpoint.from_env() is not None)
         trace.decision(f"~{preview.examples} knowledge examples", preview.basis, guess=preview.guess)
         doc_examples, doc_tokens, documents = preview.examples, preview.tokens_per_example, preview.documents
         data_estimate = {k: v for k, v in preview.to_dict().items() if k != "documents"}
@@ -156,15 +157,16 @@ class KnowledgePreview:
 
 
 def preview_knowledge_data(sources: list[dict[str, Any]], run_dir: Path, crawl_config: CrawlConfig, *,
-                           ocr_cache: Path | None = None, progress: Progress | None = None) -> KnowledgePreview:
+                           ocr_cache: Path | None = None, progress: Progress | None = None,
+                           teacher: bool = False) -> KnowledgePreview:
     """Build the offline knowledge data from these sources as build_data will, and count it.
 
     Local sources are read whole. URLs are crawled into `run_dir/crawl` (gather's folder, so its crawl
     revalidates these pages instead of downloading them again), at most PREVIEW_PAGES pages: a site that ends
     sooner is counted exactly, a bigger one is scaled up to gather's page limit. When the crawl fails, the URLs
-    are guessed at KNOWLEDGE_EXAMPLES_PER_WORD and the preview says so. A teacher's questions are not counted:
-    they add up to `teacher_pairs_per_fact` a fact on top (`knowledge.estimate_examples` bounds them). With
-    `ocr_cache` (a folder) a re-run takes scanned PDF pages' OCR text from there.
+    are guessed at KNOWLEDGE_EXAMPLES_PER_WORD and the preview says so. With `teacher` (one is configured),
+    the pairs it will be asked for are added on top, as an upper bound: some fail the checks or are held out.
+    With `ocr_cache` (a folder) a re-run takes scanned PDF pages' OCR text from there.
     """
     urls = [s["location"] for s in sources if s["kind"] == "url"]
     local = [s for s in sources if s["kind"] != "url"]
@@ -192,16 +194,23 @@ def preview_knowledge_data(sources: list[dict[str, Any]], run_dir: Path, crawl_c
                                         progress=progress)
         chunks = ingest.chunk_documents(ingest.read_documents(docs.path)).chunks
         config = knowledge.KnowledgeConfig()
-        built = knowledge.build_knowledge(chunks, config, progress=progress).examples
+        built = knowledge.build_knowledge(chunks, knowledge.offline_config(config, teacher=teacher),
+                                          progress=progress).examples
         train = knowledge.knowledge_split(built, config).train
+        asked = knowledge.teacher_pair_counts(chunks, config) if teacher else [0] * len(chunks)
         # Only the crawled pages' share grows with the pages the preview did not fetch.
-        crawled_share = sum(ex["meta"]["source"].startswith(crawled.pages_dir) for ex in train) if crawled else 0
-        examples = len(train) + round(crawled_share * (scale - 1))
+        crawled_share = (sum(ex["meta"]["source"].startswith(crawled.pages_dir) for ex in train)
+                         + sum(n for n, c in zip(asked, chunks, strict=True) if c.source.startswith(crawled.pages_dir))
+                         if crawled else 0)
+        examples = len(train) + sum(asked) + round(crawled_share * (scale - 1))
         if train:
             tokens = sum(len(json.dumps(ex["messages"], ensure_ascii=False)) for ex in train) / len(train) / 3.3
         documents = docs.to_dict() if not urls else None
         if not urls:
             basis.append(f"built from the {docs.n_documents} local document(s) as build_data will")
+        if teacher:
+            basis.append(f"plus up to {sum(asked)} questions the teacher is asked for (some fail its checks or "
+                         "are held out)")
     examples += round(guessed_words * KNOWLEDGE_EXAMPLES_PER_WORD)
     return KnowledgePreview(examples, tokens, "; ".join(basis), guess=bool(guessed_words) or scale > 1,
                             documents=documents, crawl=crawl_counts(crawled) if crawled else None)

@@ -122,3 +122,21 @@ def test_a_url_the_plan_may_not_crawl_is_guessed_at_a_stated_rate(tmp_path: Path
     assert site.log == []
     assert preview.guess and "could not read" in preview.basis and "loopback" in preview.basis
     assert preview.examples == round(understand.GUESS_WORDS_PER_URL * understand.KNOWLEDGE_EXAMPLES_PER_WORD)
+
+
+def test_with_a_teacher_the_plan_counts_the_questions_it_will_ask_on_top(tmp_path: Path) -> None:
+    from tools.data import ingest, knowledge
+
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    for n, (title, text) in enumerate(FACTS.values()):
+        (folder / f"page-{n}.md").write_text(f"# {title}\n\n{text}\n")
+    sources = [{"kind": "folder", "location": str(folder)}]
+    offline = understand.preview_knowledge_data(sources, tmp_path / "a", CrawlConfig())
+    taught = understand.preview_knowledge_data(sources, tmp_path / "b", CrawlConfig(), teacher=True)
+    chunks = ingest.chunk_documents(ingest.read_documents(taught.documents["path"])).chunks
+    asked = sum(knowledge.teacher_pair_counts(chunks, knowledge.KnowledgeConfig()))
+    assert asked >= 3 * 4 * len(FACTS)  # three per fact, every page states four or more
+    assert taught.examples == offline.examples + asked  # the teacher adds to the rule-made questions
+    assert f"plus up to {asked} questions the teacher is asked for" in taught.basis
+    assert "teacher" not in offline.basis

@@ -15,6 +15,8 @@ from tools.data.knowledge.build import (
     check_examples,
     estimate_examples,
     knowledge_split,
+    offline_config,
+    teacher_pair_counts,
 )
 from tools.data.knowledge.config import (
     DEFAULT_TEACHER_MODEL,
@@ -55,7 +57,8 @@ __all__ = [
     "ChunkLike", "Fact",
     "KnowledgeConfig", "KnowledgeResult", "KnowledgeSplit", "TeacherEndpoint", "TeacherReply", "ask_teacher",
     "build_knowledge", "check_examples", "chunk_facts", "chunk_id", "cloze", "embedded_question", "estimate_examples",
-    "factual_question", "find_fact", "find_facts", "knowledge_example", "knowledge_split", "offline_examples",
-    "paraphrases", "parse_teacher_pairs", "reworded_questions", "split_sentences", "subject_phrase", "support",
-    "teacher_examples", "teacher_messages", "topic", "topical_question",
+    "factual_question", "find_fact", "find_facts", "knowledge_example", "knowledge_split", "offline_config",
+    "offline_examples", "paraphrases", "parse_teacher_pairs", "reworded_questions", "split_sentences",
+    "subject_phrase", "support", "teacher_examples", "teacher_messages", "teacher_pair_counts", "topic",
+    "topical_question",
 ]

@@ -149,9 +149,19 @@ def estimate_examples(chunks: Iterable[ChunkLike], config: KnowledgeConfig | Non
     chunks = list(chunks)
     if not teacher:
         return len(build_knowledge(chunks, config).examples)
-    kept_kinds = tuple(k for k in config.kinds if k not in config.teacher_replaces)
-    return len(build_knowledge(chunks, replace(config, kinds=kept_kinds)).examples) \
-        + sum(config.teacher_pairs(len(f)) for f in facts_by_chunk(chunks, config))
+    return len(build_knowledge(chunks, offline_config(config, teacher=True)).examples) \
+        + sum(teacher_pair_counts(chunks, config))
+
+
+def offline_config(config: KnowledgeConfig, *, teacher: bool) -> KnowledgeConfig:
+    """The config of the rule-made part: with a teacher, without the kinds it replaces."""
+    return replace(config, kinds=tuple(k for k in config.kinds if k not in config.teacher_replaces)) if teacher \
+        else config
+
+
+def teacher_pair_counts(chunks: Sequence[ChunkLike], config: KnowledgeConfig) -> list[int]:
+    """The pairs a teacher is asked for about each chunk (an upper bound on what it adds: some fail the checks)."""
+    return [config.teacher_pairs(len(facts)) for facts in facts_by_chunk(chunks, config)]
 
 
 # ---------------------------------------------------------------- the hold-out
