@@ -11,10 +11,10 @@ import subprocess
 import sys
 import time
 
-import openai
 import pytest
 
 from memory import Store
+from tests.support.endpoint import ask_all
 from tests.support.fake_upstream import TRIAGE_SYSTEM_PROMPT, FakeUpstream, triage_category, triage_messages
 from tools.serve.config import ServeConfig
 from tools.serve.server import bound_port, running_server
@@ -25,14 +25,6 @@ TEACHER = "teacher-large"
 SHAPE = re.compile(r"^Category: (repair|rental|sales|other)\nUrgency: (high|normal)\nReply: \S.*$")
 TRAFFIC = 90
 NIGHTLY_MINUTES = 9
-
-
-def ask_all(base_url: str, messages: list[str], *, model: str = "ingrain", system: str | None = None) -> list[str]:
-    client = openai.OpenAI(base_url=base_url + "/v1", api_key="local", max_retries=0, timeout=300)
-    head = [{"role": "system", "content": system}] if system else []
-    return [client.chat.completions.create(model=model, messages=[*head, {"role": "user", "content": text}],
-                                           max_tokens=80, temperature=0).choices[0].message.content or ""
-            for text in messages]
 
 
 def score(replies: list[str], messages: list[str]) -> tuple[int, int]:

@@ -89,6 +89,36 @@ def test_a_flat_metric_is_no_plateau_while_the_validation_loss_falls() -> None:
     assert control.should_training_stop and callback.trace.stop_reason.startswith("goal metric flat")
 
 
+def test_a_perfect_sample_stops_training_once_the_validation_loss_no_longer_falls() -> None:
+    from types import SimpleNamespace
+
+    from tools.train.goal_stop import GoalStopCallback
+
+    class Weights:
+        training = True
+
+        def eval(self) -> None:
+            self.training = False
+
+        def train(self) -> None:
+            self.training = True
+
+    callback = GoalStopCallback(GoalStop(score=lambda m, t: 1.0, patience=3), tokenizer=None)
+    control = SimpleNamespace(should_training_stop=False)
+    # Perfect from the first score, but the loss on the validation questions still falls: still learning.
+    for step, loss in zip(range(1, 5), [0.6, 0.14, 0.04, 0.02], strict=True):
+        callback._score(Weights(), step, control, loss)
+        assert not control.should_training_stop, step
+    callback._score(Weights(), 5, control, 0.0199)  # perfect twice and the loss flat: met
+    assert control.should_training_stop and callback.trace.stop_reason == "goal met on the validation sample"
+    # Without a validation loss, two perfect scores are enough.
+    callback = GoalStopCallback(GoalStop(score=lambda m, t: 1.0), tokenizer=None)
+    control = SimpleNamespace(should_training_stop=False)
+    callback._score(Weights(), 1, control, None)
+    callback._score(Weights(), 2, control, None)
+    assert control.should_training_stop
+
+
 def test_a_falling_loss_buys_no_time_once_the_model_drifted_past_its_allowance() -> None:
     from types import SimpleNamespace
 

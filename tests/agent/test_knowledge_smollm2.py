@@ -1,0 +1,62 @@
+"""End to end on SmolLM2: a folder of made-up handbook pages (so the base cannot know them) goes through
+`ingrain run "Put the contents of DIR into a model ..." --policy auto`, and the deployed model, asked questions
+in wordings of their own about facts past each page's opening, through the endpoint, answers with the facts.
+
+The CI-sized run of bench/knowledge_recall.py (4 pages, 20 questions, 10 minutes); the bench runs 8 pages in 20.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from evals.knowledge import knowledge_recall
+from memory import Store
+from tests.support.endpoint import ask_all
+from tests.support.handbook import PAGES, write_pages
+from tools.serve.config import ServeConfig
+from tools.serve.server import bound_port, running_server
+
+pytestmark = [pytest.mark.real_model, pytest.mark.slow]
+
+BUDGET_MINUTES = 10
+PAGE_COUNT = 4
+
+
+def recalled(replies: list[str], questions: list[dict]) -> int:
+    return int(sum(knowledge_recall(r, q["fact"]) for r, q in zip(replies, questions, strict=True)))
+
+
+def test_a_folder_of_pages_becomes_a_deployed_model_that_answers_questions_about_them(workspace, smollm2_dir,
+                                                                                     tmp_path) -> None:
+    folder = tmp_path / "handbook"
+    questions = write_pages(folder, PAGES[:PAGE_COUNT])
+    asked = [q["messages"][0]["content"] for q in questions]
+    with running_server(ServeConfig(port=0), workspace) as server:
+        before = ask_all(f"http://127.0.0.1:{bound_port(server)}", asked, max_tokens=96)
+    assert recalled(before, questions) <= 2, before  # the base does not know the made-up facts
+
+    goal = f"Put the contents of {folder} into a model so it can answer questions about it"
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "agent.cli", "run", goal, "--policy", "auto", "--budget-minutes",
+                           str(BUDGET_MINUTES), "--json"], capture_output=True, text=True, timeout=1800,
+                          env={**os.environ, "INGRAIN_HOME": str(workspace.root)})
+    wall = time.monotonic() - started
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout)
+    assert outcome["verdict"] == "pass" and outcome["model"], outcome
+
+    with running_server(ServeConfig(port=0), workspace) as server:
+        after = ask_all(f"http://127.0.0.1:{bound_port(server)}", asked, max_tokens=96)
+    with Store.open(workspace) as store:
+        production = store.production_model()
+    print(f"\nknowledge run {wall:.0f} s; facts recalled: base {recalled(before, questions)}/{len(questions)}, "
+          f"deployed {recalled(after, questions)}/{len(questions)}", file=sys.stderr)
+    assert production["name"] == outcome["model"]
+    assert recalled(after, questions) >= 12, list(zip([q["fact"] for q in questions], after, strict=True))
+    assert wall <= BUDGET_MINUTES * 60 * 1.15, f"the run took {wall:.0f} s for a {BUDGET_MINUTES}-minute budget"
