@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 from safetensors.torch import load_file
 
 from tests.tools.train.test_trainer import fast_config
-from tools.train.goal_stop import GoalStop
+from tools.train.goal_stop import GoalStop, GoalStopCallback
 from tools.train.trainer import train
+
+
+class Weights:
+    """What the callback touches of a model: its train/eval switch."""
+
+    training = True
+
+    def eval(self) -> None:
+        self.training = False
+
+    def train(self) -> None:
+        self.training = True
 
 
 def _weights(folder) -> dict:
@@ -61,19 +74,6 @@ def test_training_continues_from_earlier_weights(tiny_model_dir, repetitive_data
 
 
 def test_a_flat_metric_is_no_plateau_while_the_validation_loss_falls() -> None:
-    from types import SimpleNamespace
-
-    from tools.train.goal_stop import GoalStopCallback
-
-    class Weights:  # what the callback touches of a model: its train/eval switch
-        training = True
-
-        def eval(self) -> None:
-            self.training = False
-
-        def train(self) -> None:
-            self.training = True
-
     scores = iter([0.2, 0.5, 0.5, 0.5, 0.5, 0.6, 0.6, 0.6, 0.6])
     callback = GoalStopCallback(GoalStop(score=lambda m, t: next(scores), patience=3), tokenizer=None)
     control = SimpleNamespace(should_training_stop=False)
@@ -90,19 +90,6 @@ def test_a_flat_metric_is_no_plateau_while_the_validation_loss_falls() -> None:
 
 
 def test_a_perfect_sample_stops_training_once_the_validation_loss_no_longer_falls() -> None:
-    from types import SimpleNamespace
-
-    from tools.train.goal_stop import GoalStopCallback
-
-    class Weights:
-        training = True
-
-        def eval(self) -> None:
-            self.training = False
-
-        def train(self) -> None:
-            self.training = True
-
     callback = GoalStopCallback(GoalStop(score=lambda m, t: 1.0, patience=3), tokenizer=None)
     control = SimpleNamespace(should_training_stop=False)
     # Perfect from the first score, but the loss on the validation questions still falls: still learning.
@@ -120,19 +107,6 @@ def test_a_perfect_sample_stops_training_once_the_validation_loss_no_longer_fall
 
 
 def test_a_falling_loss_buys_no_time_once_the_model_drifted_past_its_allowance() -> None:
-    from types import SimpleNamespace
-
-    from tools.train.goal_stop import GoalStopCallback
-
-    class Weights:
-        training = True
-
-        def eval(self) -> None:
-            self.training = False
-
-        def train(self) -> None:
-            self.training = True
-
     # The metric peaks at step 1; later checkpoints learn more (the loss falls) but are scored down for drift.
     scores = iter([(0.9, {"goal": 0.9, "penalty": 0.0})] + [(-0.2, {"goal": 1.0, "penalty": 1.2})] * 3)
     callback = GoalStopCallback(GoalStop(score=lambda m, t: next(scores), patience=3), tokenizer=None)
