@@ -40,6 +40,20 @@ def score(replies: list[str], questions: list[dict]) -> int:
     return int(sum(knowledge_recall(r, q["fact"]) for r, q in zip(replies, questions, strict=True)))
 
 
+def candidate_score(home: Path, questions: list[dict]) -> int | None:
+    """What the run's trained adapter, which the verdict kept from deployment, answers (greedy, in-process):
+    so a failed verdict still tells whether the facts were learned."""
+    from evals.generate import generate_replies
+
+    adapters = sorted(home.glob("runs/*/train/adapter"))
+    bases = sorted(p.parent for p in home.glob("models/*/model.safetensors"))
+    if not adapters or not bases:
+        return None
+    replies = generate_replies((bases[0], adapters[-1]), [q["messages"][:1] for q in questions], max_new_tokens=64,
+                               batch_size=20)
+    return score(replies, questions)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget-minutes", type=float, default=20)
@@ -68,10 +82,15 @@ def main() -> None:
     outcome = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {"error": done.stderr[-2000:]}
     if not outcome.get("model"):
         print(f"ingrain  not deployed ({outcome.get('verdict') or outcome.get('error')}) in {wall:.0f} s")
+        candidate = candidate_score(home, questions)
+        if candidate is not None:
+            print(f"         its trained weights, asked in-process: {candidate}/{len(questions)}")
         return
     tuned = ask_endpoint(home, questions)
     print(f"ingrain  {score(tuned, questions):>2}/{len(questions)} in {wall:.0f} s (verdict {outcome['verdict']})")
-    for q, reply in list(zip(questions, tuned, strict=True))[:6]:
+    missed = [(q, reply) for q, reply in zip(questions, tuned, strict=True) if not knowledge_recall(reply, q["fact"])]
+    print(f"missed ({len(missed)}):")
+    for q, reply in missed:
         print(f"  Q: {q['messages'][0]['content']}\n  A: {reply[:160]!r} (fact {q['fact']!r})")
 
 
