@@ -214,8 +214,9 @@ def _sweep_section(sweep: dict[str, Any] | None, training: dict[str, Any] | None
         if curves["final"]:
             parts.append(loss_curve_plot(curves))
         if training.get("goal_curve"):
-            parts += [f"<p>Goal metric on the validation sample (scored during training): best "
-                      f"{esc(training.get('best_goal_metric'))} at step {esc(training.get('best_goal_step'))}, kept; "
+            parts += [f"<p>Goal metric on the validation sample (scored during training): kept the weights of "
+                      f"step {esc(training.get('best_goal_step'))} (goal metric "
+                      f"{esc(training.get('best_goal_metric'))}); "
                       f"stopped: {esc(training.get('stop_reason'))}.</p>", table(training["goal_curve"])]
     return parts
 

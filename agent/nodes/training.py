@@ -133,8 +133,8 @@ def train(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                    init_from=str(init_from) if init_from else None, max_steps=config.max_steps)
     result = trace.tool("train", trainer.train, config, base.path, training_file(state.dataset),
                         state.dataset["val_path"], out, resume=resume, goal=goal, init_from=init_from)
-    trace.decision(f"stopped: {result.stop_reason}", f"best goal metric {result.best_goal_metric} at step "
-                   f"{result.best_goal_step} of {result.steps}", curve=result.goal_curve)
+    trace.decision(f"stopped: {result.stop_reason}", f"kept the weights of step {result.best_goal_step} of "
+                   f"{result.steps} (goal metric {result.best_goal_metric})", curve=result.goal_curve)
     trace.metric("train_tokens_per_s", result.tokens_per_s)
     # Every trained model is a candidate version at once; deploy later replaces it with merged weights.
     with runtime.context.store() as store:

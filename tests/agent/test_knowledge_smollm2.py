@@ -52,7 +52,7 @@ def test_a_folder_of_pages_becomes_a_deployed_model_that_answers_questions_about
     outcome = json.loads(done.stdout)
     if outcome["verdict"] != "pass":
         # The known limit (README, Limits): learning the facts can cost the general regression suite more than the
-        # verdict allows (one of the two CI-sized runs measured: suite 56 % -> 42 %). Then the verdict says so,
+        # verdict allows (CI-sized runs measured: suite 56 % -> 44 %, -> 42 %, -> 39 %). Then the verdict says so,
         # nothing is deployed, and the trained weights must still hold the facts; the test reports an expected
         # failure, so it shows, and turns green only when the run delivers.
         assert "Regression: general pass rate fell" in outcome["message"] and not outcome["model"], outcome
@@ -61,8 +61,9 @@ def test_a_folder_of_pages_becomes_a_deployed_model_that_answers_questions_about
         adapter = next(workspace.root.glob("runs/*/train/adapter"))
         trained = generate_replies((smollm2_dir, adapter), [q["messages"][:1] for q in questions], max_new_tokens=96,
                                    batch_size=len(questions))
-        assert recalled(trained, questions) >= 12, list(zip([q["fact"] for q in questions], trained, strict=True))
-        pytest.xfail(f"the facts were learned ({recalled(trained, questions)}/{len(questions)}) but the verdict "
+        learned = recalled(trained, questions)
+        assert learned >= 12, list(zip([q["fact"] for q in questions], trained, strict=True))
+        pytest.xfail(f"the facts were learned ({learned}/{len(questions)}) but the verdict "
                      "failed on the regression suite, so nothing was deployed")
     assert outcome["model"], outcome
 

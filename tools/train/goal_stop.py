@@ -41,7 +41,8 @@ class GoalStop:
     partly learned format scored 0.57 for four scores on end while the loss fell from 5.2 to 4.9, then
     jumped)."""
     loss_drop: float = 0.02
-    """Relative fall of the validation loss since the best score that still counts as learning."""
+    """Relative fall of the validation loss (since the best score, or since the previous score for a perfect
+    sample) that still counts as learning."""
     min_delta: float = 0.01
     deadline: float | None = None
     """time.time() after which training stops at the next step boundary."""
@@ -129,8 +130,7 @@ class GoalStopCallback(TrainerCallback):
         self._perfect = self._perfect + 1 if value >= 0.999 else 0
         # A perfect sample is met only once the loss stops falling score to score: a knowledge run scored 1.0
         # on its 8 questions at step 51 of 116 with the loss falling 0.135 → 0.041, and stopped half-trained.
-        still_learning = val_loss is not None and self._prev_loss is not None \
-            and val_loss < self._prev_loss * (1 - self.stop.loss_drop) and not details.get("penalty")
+        still_learning = self._fell(self._prev_loss, val_loss) and not details.get("penalty")
         self._prev_loss = val_loss if val_loss is not None else self._prev_loss
         if self._perfect >= 2 and not still_learning:
             self.trace.stop_reason, control.should_training_stop = "goal met on the validation sample", True
@@ -141,8 +141,11 @@ class GoalStopCallback(TrainerCallback):
     def _loss_falling(self, val_loss: float | None) -> bool:
         """Whether the validation loss fell by more than `loss_drop` since the best score (or, when the best
         came before any validation, since the first validation after it)."""
-        best = self._best_loss
-        return val_loss is not None and best is not None and val_loss < best * (1 - self.stop.loss_drop)
+        return self._fell(self._best_loss, val_loss)
+
+    def _fell(self, before: float | None, val_loss: float | None) -> bool:
+        """Whether the validation loss fell by more than `loss_drop` from `before`."""
+        return val_loss is not None and before is not None and val_loss < before * (1 - self.stop.loss_drop)
 
     def _save_best(self, model: Any) -> None:
         if self.stop.best_dir is None:
@@ -160,13 +163,14 @@ def _val_loss(state: Any) -> float | None:
     return None
 
 
-def keep_best(trace: GoalTrace, best_dir: Path | None, weights: Path) -> bool:
-    """Replace the final weights with the best-scoring ones when an earlier step scored higher."""
-    if best_dir is None or not best_dir.is_dir() or trace.best_step is None:
-        return False
+def keep_best(trace: GoalTrace, best_dir: Path | None, weights: Path) -> dict[str, Any] | None:
+    """Replace the final weights with the best-scoring ones when an earlier step scored higher, and return the
+    score of the weights kept: the final ones when they score as well as the best (training went on while the
+    loss fell), else the best (None when nothing was scored)."""
     final = trace.curve[-1] if trace.curve else None
-    if final is not None and (final["step"] == trace.best_step or final["metric"] >= trace.best):
-        return False
+    if best_dir is None or not best_dir.is_dir() or trace.best_step is None or trace.best is None \
+            or (final is not None and final["metric"] >= trace.best):
+        return final
     with atomic_dir(weights) as tmp:
         shutil.copytree(best_dir, tmp, dirs_exist_ok=True)
-    return True
+    return next(entry for entry in trace.curve if entry["step"] == trace.best_step)

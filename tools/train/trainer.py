@@ -50,7 +50,8 @@ class TrainResult:
     """The objective's metric on the validation sample: {step, metric, seconds} per score."""
     best_goal_metric: float | None = None
     best_goal_step: int | None = None
-    """The step whose weights were kept when the goal metric was scored (None: the final weights)."""
+    """The step whose weights were kept and its goal metric: the best-scoring step, or the final one when it
+    scored as well (None: the goal metric was not scored)."""
     init_from: str | None = None
     """Weights training started from (a sweep trial's adapter), if not the base."""
     config: dict[str, Any] = field(default_factory=dict)
@@ -227,10 +228,11 @@ def _run(config, model, tokenizer, backend, train_path, val_path, output_dir, *,
         tokenizer.save_pretrained(tmp)
     steps = trainer.state.global_step
     stop_reason = "early_stopping" if steps < trainer.state.max_steps else "max_steps"
+    kept: dict[str, Any] | None = None
     if goal_cb is not None:
         from tools.train.goal_stop import keep_best
 
-        keep_best(goal_cb.trace, goal.best_dir, weights)
+        kept = keep_best(goal_cb.trace, goal.best_dir, weights)
         if goal_cb.trace.stop_reason != "max_steps":
             stop_reason = goal_cb.trace.stop_reason
     result = TrainResult(
@@ -245,8 +247,8 @@ def _run(config, model, tokenizer, backend, train_path, val_path, output_dir, *,
         threads=threads if not cuda_available() else 0, resumed_from_step=resumed_from,
         stopped_early=steps < trainer.state.max_steps, stop_reason=stop_reason, config=config.to_dict(),
         goal_curve=goal_cb.trace.curve if goal_cb else [],
-        best_goal_metric=goal_cb.trace.best if goal_cb else None,
-        best_goal_step=goal_cb.trace.best_step if goal_cb else None,
+        best_goal_metric=kept["metric"] if kept else None,
+        best_goal_step=kept["step"] if kept else None,
     )
     atomic_write_text(output_dir / RESULT_FILE, json.dumps(result.to_dict(), indent=2))
     return result

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from safetensors.torch import load_file
 
 from tests.tools.train.test_trainer import fast_config
-from tools.train.goal_stop import GoalStop, GoalStopCallback
+from tools.train.goal_stop import GoalStop, GoalStopCallback, GoalTrace, keep_best
 from tools.train.trainer import train
 
 
@@ -114,3 +114,17 @@ def test_a_falling_loss_buys_no_time_once_the_model_drifted_past_its_allowance()
     for step, loss in zip(range(1, 5), [1.0, 0.5, 0.25, 0.12], strict=True):
         callback._score(Weights(), step, control, loss)
     assert control.should_training_stop and callback.trace.best_step == 1
+
+
+def test_final_weights_that_tie_the_best_score_are_the_ones_kept_and_reported(tmp_path) -> None:
+    best_dir, weights = tmp_path / "best", tmp_path / "adapter"
+    best_dir.mkdir()
+    (best_dir / "w").write_text("best")
+    weights.mkdir()
+    (weights / "w").write_text("final")
+    curve = [{"step": 5, "metric": 1.0}, {"step": 10, "metric": 1.0}]
+    assert keep_best(GoalTrace(curve=curve, best=1.0, best_step=5), best_dir, weights) == curve[-1]
+    assert (weights / "w").read_text() == "final"  # training went on while the loss fell: its weights stay
+    lower = [{"step": 5, "metric": 1.0}, {"step": 10, "metric": 0.9}]
+    assert keep_best(GoalTrace(curve=lower, best=1.0, best_step=5), best_dir, weights) == lower[0]
+    assert (weights / "w").read_text() == "best"
