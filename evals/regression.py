@@ -181,6 +181,13 @@ def sign_test_p(lost: int, gained: int) -> float:
     return sum(math.comb(n, k) for k in range(lost, n + 1)) / 2 ** n if n else 1.0
 
 
+def pass_rate_regressed(lost: int, gained: int, n_items: int, threshold: float = 0.1,
+                        alpha: float = SIGN_TEST_ALPHA) -> bool:
+    """The verdict's pass-rate rule: the pass rate fell by more than `threshold` (as a share of `n_items`)
+    and `lost` items against `gained` are unlikely by chance (sign test p < `alpha`)."""
+    return (lost - gained) / max(n_items, 1) > threshold and sign_test_p(lost, gained) < alpha
+
+
 def compare(base: RegressionScores, tuned: RegressionScores, threshold: float = 0.1,
             nll_threshold: float = 0.5, alpha: float = SIGN_TEST_ALPHA) -> RegressionComparison:
     """Flag a regression when the tuned pass rate drops by more than `threshold` and the items lost outnumber
@@ -201,7 +208,7 @@ def compare(base: RegressionScores, tuned: RegressionScores, threshold: float = 
     result = RegressionComparison(False, [], base.pass_rate, tuned.pass_rate, base.mean_nll, tuned.mean_nll,
                                   lost, gained)
     p_value = sign_test_p(len(lost), len(gained))
-    if result.pass_rate_drop > threshold and p_value < alpha:
+    if pass_rate_regressed(len(lost), len(gained), len(base_pass), threshold, alpha):
         result.reasons.append(f"general pass rate fell from {base.pass_rate:.0%} to {tuned.pass_rate:.0%} "
                               f"(more than the {threshold:.0%} allowed; lost {len(lost)} items, gained "
                               f"{len(gained)}, sign test p = {p_value:.2f}; lost: {', '.join(lost)})")

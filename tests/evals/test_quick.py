@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evals.quick import goal_scorer
+from evals.quick import goal_scorer, suite_guard
 
 
 def test_goal_scorer_measures_drift_against_the_adapter_free_base_and_takes_it_off(tiny_model_dir) -> None:
@@ -34,3 +34,20 @@ def test_goal_scorer_measures_drift_against_the_adapter_free_base_and_takes_it_o
     value, details = goal_scorer(examples, "style", targets, nll_allowance=-0.5, nll_limit=-0.2)(model, tokenizer)
     assert details["penalty"] == pytest.approx(1.5, abs=1e-3)
     assert value == pytest.approx(details["goal"] - 1.5, abs=2e-3)
+
+
+def test_suite_guard_answers_the_suite_as_the_verdict_does(tiny_model_dir) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    from evals.regression import run_regression
+    from tools.models import load_model, load_tokenizer
+
+    model = get_peft_model(load_model(tiny_model_dir), LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                                                  task_type="CAUSAL_LM")).eval()
+    tokenizer = load_tokenizer(tiny_model_dir)
+    # A fresh LoRA is its base: nothing lost or gained, and its pass rate is the verdict's for the base.
+    checked = suite_guard(threshold=0.1)(model, tokenizer)
+    assert (checked["suite_lost"], checked["suite_gained"], checked["suite_regressed"]) == (0, 0, False)
+    assert checked["suite_pass"] == pytest.approx(run_regression(tiny_model_dir).pass_rate, abs=1e-4)
+    # A model without an adapter has no base in memory and is not checked.
+    assert suite_guard(threshold=0.1)(load_model(tiny_model_dir), tokenizer) == {}

@@ -11,6 +11,7 @@ from evals.regression import (
     check_output,
     compare,
     load_suite,
+    pass_rate_regressed,
     run_regression,
     score_outputs,
     sign_test_p,
@@ -68,6 +69,9 @@ def test_a_pass_rate_drop_counts_only_when_losses_outnumber_gains_beyond_chance(
     assert churn.pass_rate_drop > 0.1 and churn.regressed and "sign test p = 0.06" in churn.reasons[0]
     assert tuned(lose=8, gain=1).regressed
     assert not tuned(lose=3, gain=3).regressed
+    # The rule on its own (the in-training guard asks it of counts) decides as compare does.
+    for lose, gain in ((4, 1), (5, 1), (6, 1), (8, 1), (3, 3), (4, 0), (3, 0)):
+        assert pass_rate_regressed(lose, gain, len(suite)) == tuned(lose, gain).regressed, (lose, gain)
 
 
 def test_damaged_tiny_model_is_a_regression_through_nll(tiny_model_dir, tmp_path):

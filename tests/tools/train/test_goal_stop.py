@@ -128,3 +128,44 @@ def test_final_weights_that_tie_the_best_score_are_the_ones_kept_and_reported(tm
     lower = [{"step": 5, "metric": 1.0}, {"step": 10, "metric": 0.9}]
     assert keep_best(GoalTrace(curve=lower, best=1.0, best_step=5), best_dir, weights) == lower[0]
     assert (weights / "w").read_text() == "best"
+
+
+def test_the_guard_is_asked_only_of_weights_about_to_be_kept_and_fails_them_by_a_whole_point() -> None:
+    scores = iter([0.5, 1.0, 1.0, 1.0, 1.0])
+    failing = {4, 6}  # the guard's verdicts, by the step it was asked at
+    asked: list[int] = []
+
+    def guard(model, tokenizer) -> dict:
+        asked.append(step)
+        return {"suite_lost": 5, "suite_regressed": step in failing}
+
+    callback = GoalStopCallback(GoalStop(score=lambda m, t: next(scores), patience=3, guard=guard,
+                                         refresh_on_tie=True), tokenizer=None)
+    control = SimpleNamespace(should_training_stop=False)
+    for step, loss in zip(range(1, 6), [1.0, 0.5, 0.3, 0.2, 0.295], strict=True):
+        callback._score(Weights(), step, control, loss)
+    # Steps 1 and 2 are new bests; step 3 ties with a lower loss (a refresh); step 4 ties lower again but its
+    # general answers regressed; step 5 ties with a loss no lower than the kept step 3's: not a candidate.
+    assert asked == [1, 2, 3, 4]
+    assert (callback.trace.best, callback.trace.best_step) == (1.0, 3)
+    curve = {entry["step"]: entry for entry in callback.trace.curve}
+    assert curve[4]["metric"] == 0.0 and curve[4]["penalty"] == 1.0 and curve[4]["suite_regressed"]
+    assert "suite_regressed" not in curve[5]
+    # Final weights that tie the best are kept in its place, so the end of training asks the guard of them.
+    step = 6
+    callback.on_train_end(None, SimpleNamespace(global_step=5, log_history=[]), control, model=Weights())
+    assert asked[-1] == 6 and callback.trace.curve[-1]["metric"] == 0.0  # so keep_best restores step 3's
+
+
+def test_without_refresh_a_tie_is_never_checked_and_the_best_stays() -> None:
+    asked: list[int] = []
+
+    def guard(model, tokenizer) -> dict:
+        asked.append(1)
+        return {"suite_regressed": False}
+
+    callback = GoalStopCallback(GoalStop(score=lambda m, t: 1.0, patience=5, guard=guard), tokenizer=None)
+    control = SimpleNamespace(should_training_stop=False)
+    for step, loss in zip(range(1, 4), [1.0, 0.5, 0.25], strict=True):
+        callback._score(Weights(), step, control, loss)
+    assert len(asked) == 1 and callback.trace.best_step == 1
