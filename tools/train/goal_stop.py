@@ -164,9 +164,10 @@ class GoalStopCallback(TrainerCallback):
             self.trace.best, self.trace.best_step, self._since_best = value, step, 0
             self._best_loss = val_loss
             self._save_best(model)
-        elif tie:  # same score, lower loss, still general: these weights are kept, the patience runs on
-            self.trace.best_step, self._best_loss = step, val_loss
-            self._since_best += 1
+        elif tie:  # same score, lower loss, still general: progress, so these weights are kept and patience
+            # starts again (a CI-sized run refreshed at step 114 and, counting the tie as flat, stopped there with
+            # a fifth of its budget left)
+            self.trace.best_step, self._best_loss, self._since_best = step, val_loss, 0
             self._save_best(model)
         else:
             self._since_best += 1

@@ -148,6 +148,7 @@ def test_the_guard_is_asked_only_of_weights_about_to_be_kept_and_fails_them_by_a
     # general answers regressed; step 5 ties with a loss no lower than the kept step 3's: not a candidate.
     assert asked == [1, 2, 3, 4]
     assert (callback.trace.best, callback.trace.best_step) == (1.0, 3)
+    assert not control.should_training_stop  # the refresh was progress: patience (3) counts from step 3
     curve = {entry["step"]: entry for entry in callback.trace.curve}
     assert curve[4]["metric"] == 0.0 and curve[4]["penalty"] == 1.0 and curve[4]["suite_regressed"]
     assert "suite_regressed" not in curve[5]
