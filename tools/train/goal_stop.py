@@ -114,16 +114,7 @@ class GoalStopCallback(TrainerCallback):
         """The score and details after the guard's check: a whole point off weights it fails."""
         if self.stop.guard is None:
             return value, details
-        was_training = model.training
-        model.eval()
-        try:
-            import torch
-
-            with torch.no_grad():
-                checked = self.stop.guard(model, self.tokenizer)
-        finally:
-            if was_training:
-                model.train()
+        checked = _in_eval(model, self.stop.guard, self.tokenizer)
         details = {**details, **checked}
         if checked.get("suite_regressed"):
             value -= 1.0
@@ -134,17 +125,8 @@ class GoalStopCallback(TrainerCallback):
         return self.trace.curve[-1]["step"] if self.trace.curve else None
 
     def _score(self, model: Any, step: int, control: Any, val_loss: float | None = None) -> None:
-        import torch
-
         started = time.perf_counter()
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                scored = self.stop.score(model, self.tokenizer)
-        finally:
-            if was_training:
-                model.train()
+        scored = _in_eval(model, self.stop.score, self.tokenizer)
         value, details = (float(scored[0]), scored[1]) if isinstance(scored, tuple) else (float(scored), {})
         best = self.trace.best
         gain = best is None or value >= best + self.stop.min_delta
@@ -203,6 +185,21 @@ class GoalStopCallback(TrainerCallback):
         with atomic_dir(self.stop.best_dir) as tmp:
             model.save_pretrained(tmp, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp)
+
+
+def _in_eval(model: Any, check: Callable[[Any, Any], Any], tokenizer: Any) -> Any:
+    """`check(model, tokenizer)` in eval mode without gradients, as the endpoint will generate; the model goes
+    back to training mode after."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return check(model, tokenizer)
+    finally:
+        if was_training:
+            model.train()
 
 
 def _val_loss(state: Any) -> float | None:
