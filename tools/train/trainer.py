@@ -156,6 +156,9 @@ def sft_args(config: TrainConfig, checkpoints: Path, *, bf16: bool, has_val: boo
         max_length=config.max_length,
         packing=config.packing,
         packing_strategy="bfd",
+        # Rows come packed already (tools.train.data.pack_rows, a mix in every row); TRL only collates them
+        # padding-free, starting each example's positions at 0.
+        dataset_kwargs={"skip_prepare_dataset": True} if config.packing else None,
         seed=config.seed,
         gradient_checkpointing=config.use_gradient_checkpointing(),
         # SFTConfig defaults to bf16=True and fails on a CPU unless use_cpu=True.
@@ -184,7 +187,7 @@ def _run(config, model, tokenizer, backend, train_path, val_path, output_dir, *,
     import torch
     from transformers import EarlyStoppingCallback, PrinterCallback
 
-    from tools.train.data import build_dataset
+    from tools.train.data import build_dataset, pack_rows
     from tools.train.progress import ProgressCallback, peak_rss_mb
 
     threads = pick_threads(config.threads)
@@ -198,6 +201,9 @@ def _run(config, model, tokenizer, backend, train_path, val_path, output_dir, *,
                         "(`ingrain resume RUN`) to continue it, or choose a fresh output folder.")
     train_set = build_dataset(tokenizer, train_path, config.max_length)
     val_set = build_dataset(tokenizer, val_path, config.max_length)
+    if config.packing:
+        train_set = pack_rows(train_set, config.max_length, seed=config.seed)
+        val_set = pack_rows(val_set, config.max_length, seed=config.seed)
     tracker = ProgressCallback(show=progress, on_log=on_log)
     callbacks: list[Any] = [tracker]
     # With a goal metric, it decides what is kept and when to stop; validation loss is only logged.

@@ -107,6 +107,7 @@ def test_packing_keeps_each_examples_ids_and_labels(tokenizer, tiny_model_dir, t
 
     from tools.models import load_model
     from tools.train.config import TrainConfig
+    from tools.train.data import pack_rows
     from tools.train.trainer import sft_args
 
     conversations = [CONVERSATION[: 3 + 2 * (i % 2)] for i in range(6)]
@@ -115,14 +116,15 @@ def test_packing_keeps_each_examples_ids_and_labels(tokenizer, tiny_model_dir, t
     path = write_jsonl(tmp_path / "train.jsonl", conversations)
     dataset = build_dataset(tokenizer, path, max_length=512)
     config = TrainConfig(max_steps=1, batch_size=1, max_length=256, packing=True)
+    packed = pack_rows(dataset, config.max_length)
     trainer = SFTTrainer(model=load_model(tiny_model_dir), args=sft_args(config, tmp_path / "ck", bf16=False,
                                                                           has_val=False),
-                         train_dataset=dataset, processing_class=tokenizer)
-    packed = trainer.train_dataset
-    assert len(packed) < len(dataset)
+                         train_dataset=packed, processing_class=tokenizer)
+    assert len(trainer.train_dataset) == len(packed) < len(dataset)
+    assert all(sum(row["seq_lengths"]) == len(row["input_ids"]) <= config.max_length for row in packed)
     originals = {tuple(r["input_ids"]): r["labels"] for r in dataset}
     segments = 0
-    for row in packed:
+    for row in trainer.train_dataset:
         start = 0
         for length in row["seq_lengths"]:
             ids = tuple(row["input_ids"][start:start + length])
@@ -131,6 +133,29 @@ def test_packing_keeps_each_examples_ids_and_labels(tokenizer, tiny_model_dir, t
             segments += 1
     assert segments == len(dataset)
     # The collator starts every packed example at position 0, so attention cannot cross examples.
-    batch = trainer.data_collator([packed[0]])
+    batch = trainer.data_collator([trainer.train_dataset[0]])
     starts = (batch["position_ids"][0] == 0).nonzero().flatten().tolist()
     assert len(starts) == len(packed[0]["seq_lengths"])
+
+
+def test_packed_rows_each_hold_the_mix_not_one_length_class() -> None:
+    """Best-fit-decreasing packing puts long examples together; a replay reply must reach every row."""
+    from datasets import Dataset
+    from trl.data_utils import pack_dataset
+
+    from tools.train.data import pack_rows
+
+    long, short = 90, 30  # a base model's replay reply, a fact's question and answer
+    rows = [{"input_ids": [1] * long, "labels": [1] * long} for _ in range(20)]
+    rows += [{"input_ids": [2] * short, "labels": [2] * short} for _ in range(120)]
+    dataset = Dataset.from_list(rows)
+
+    def long_counts(packed: Dataset) -> list[int]:
+        return [sum(n == long for n in row["seq_lengths"]) for row in packed]
+
+    by_length = long_counts(pack_dataset(dataset, 512, "bfd"))
+    assert min(by_length) == 0 and max(by_length) >= 5  # the reason pack_rows exists
+    mixed = pack_rows(dataset, 512, seed=1)
+    assert sum(long_counts(mixed)) == 20 and sum(len(r["seq_lengths"]) for r in mixed) == 140
+    assert sum(count > 0 for count in long_counts(mixed)) >= len(mixed) - 1
+    assert len(mixed) <= len(pack_dataset(dataset, 512, "bfd")) + 1
