@@ -104,13 +104,14 @@ def build_dataset(tokenizer: PreTrainedTokenizerBase, path: Path | str, max_leng
     return Dataset.from_list(rows)
 
 
-def pack_rows(dataset: Dataset, max_length: int, *, seed: int = 42) -> Dataset:
+def pack_rows(dataset: Dataset, max_length: int, *, seed: int = 42, window: int = 64) -> Dataset:
     """Whole examples packed into rows of at most `max_length` tokens (input_ids, labels, seq_lengths), taken in a
     seeded shuffled order and each put in the first row with room, so every row is a sample of the whole mix.
 
     TRL's best-fit-decreasing packing sorts by length first, so examples of one length class share rows: the base
     model's replay replies (longer than a fact's answer) filled 5 of 23 rows of a knowledge set on their own, and
     most optimizer steps saw no replay at all. `seq_lengths` keeps every example's own positions and attention.
+    Only the `window` newest rows with room are searched, so packing stays linear in the number of examples.
     """
     import random
 
@@ -119,20 +120,27 @@ def pack_rows(dataset: Dataset, max_length: int, *, seed: int = 42) -> Dataset:
     order = list(range(len(dataset)))
     random.Random(seed).shuffle(order)
     input_ids, labels = dataset["input_ids"], dataset["labels"]
+    shortest = min((len(ids) for ids in input_ids), default=1)
     rows: list[dict[str, list[int]]] = []
     room: list[int] = []
+    open_rows: list[int] = []  # rows that may still take an example; the oldest leave past `window`
     for index in order:
         length = min(len(input_ids[index]), max_length)
-        slot = next((r for r, free in enumerate(room) if free >= length), None)
+        slot = next((r for r in open_rows if room[r] >= length), None)
         if slot is None:
             rows.append({"input_ids": [], "labels": [], "seq_lengths": []})
             room.append(max_length)
             slot = len(rows) - 1
+            open_rows.append(slot)
+            if len(open_rows) > window:
+                open_rows.pop(0)
         row = rows[slot]
         row["input_ids"] += input_ids[index][:length]
         row["labels"] += labels[index][:length]
         row["seq_lengths"].append(length)
         room[slot] -= length
+        if room[slot] < shortest:
+            open_rows.remove(slot)
     return Dataset.from_list(rows)
 
 
