@@ -31,15 +31,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from evals.generate import (  # noqa: E402
-    LoadedModel,
-    generate_replies,
-    generate_token_ids,
-    load_for_eval,
-    stop_token_ids,
-)
-from evals.knowledge import knowledge_recall  # noqa: E402
-from evals.regression import check_output, load_suite, pass_rate_regressed  # noqa: E402
+from bench.knowledge_recall import score as recall_of  # noqa: E402
+from evals.generate import LoadedModel, generate_replies, stop_token_ids  # noqa: E402
+from evals.regression import load_suite, lost_and_gained, pass_rate_regressed, suite_passes  # noqa: E402
 from tests.support.fake_upstream import FakeUpstream  # noqa: E402
 from tests.support.handbook import PAGES, handbook_teacher, write_pages  # noqa: E402
 from tools import data as datasets  # noqa: E402
@@ -81,27 +75,17 @@ def build(work: Path, base_dir: Path, *, teacher: bool) -> tuple[Path, Path, lis
 def scorer(questions: list[dict], base_dir: Path) -> Any:
     """(model, tokenizer) → recall share, with the recall count and the suite's lost/gained beside it."""
     suite = load_suite()
-
-    def answers(loaded: LoadedModel, prompts: list[list[dict]], batch: int) -> list[str]:
-        ids = generate_token_ids(loaded, prompts, max_new_tokens=64, batch_size=batch)
-        return [loaded.tokenizer.decode(row, skip_special_tokens=True) for row in ids]
-
-    def suite_passes(loaded: LoadedModel) -> list[bool]:
-        return [check_output(item, reply) for item, reply
-                in zip(suite, answers(loaded, [item.messages for item in suite], 32), strict=True)]
-
     # The base answers once, before training, from its own folder: full fine-tuning has no adapter to switch off.
-    base = suite_passes(load_for_eval(base_dir))
+    base = suite_passes(base_dir, suite)
 
     def score(model: Any, tokenizer: Any) -> tuple[float, dict[str, Any]]:
         loaded = LoadedModel(model, tokenizer, "in-training", "in-training", stop_token_ids(tokenizer))
-        tuned = suite_passes(loaded)
-        lost = [i.id for i, b, t in zip(suite, base, tuned, strict=True) if b and not t]
-        gained = [i.id for i, b, t in zip(suite, base, tuned, strict=True) if t and not b]
-        replies = answers(loaded, [q["messages"][:1] for q in questions], 20)
-        recall = sum(knowledge_recall(r, q["fact"]) for r, q in zip(replies, questions, strict=True))
+        lost, gained = lost_and_gained(suite, base, suite_passes(loaded, suite))
+        replies = generate_replies(loaded, [q["messages"][:1] for q in questions], max_new_tokens=64,
+                                   batch_size=20)
+        recall = recall_of(replies, questions)
         regressed = pass_rate_regressed(len(lost), len(gained), len(suite))
-        print(f"  recall {int(recall):>2}/{len(questions)}  suite lost {len(lost)} gained {len(gained)} "
+        print(f"  recall {recall:>2}/{len(questions)}  suite lost {len(lost)} gained {len(gained)} "
               f"{'REGRESSED' if regressed else 'ok':9s}  lost: {', '.join(lost) or '-'}", flush=True)
         return recall / len(questions), {"recall": recall, "suite_lost": len(lost), "suite_gained": len(gained),
                                          "suite_regressed": regressed}
@@ -130,9 +114,8 @@ def main() -> None:
     result = trainer.train(config, base.path, train_path, val_path, work / "train", goal=goal, progress=False)
     passing = [p for p in result.goal_curve if not p.get("suite_regressed")]
     best = max(passing, key=lambda p: p["recall"]) if passing else None
-    top = int(max(p["recall"] for p in result.goal_curve))
-    print(f"best recall {top}/{len(questions)}; best the suite passes: "
-          + (f"{int(best['recall'])}/{len(questions)} at step {best['step']}" if best else "none"))
+    print(f"best recall {max(p['recall'] for p in result.goal_curve)}/{len(questions)}; best the suite passes: "
+          + (f"{best['recall']}/{len(questions)} at step {best['step']}" if best else "none"))
 
 
 if __name__ == "__main__":

@@ -26,23 +26,15 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from evals.generate import LoadedModel, generate_token_ids, stop_token_ids  # noqa: E402
+from evals.generate import load_for_eval  # noqa: E402
 from evals.regression import (  # noqa: E402
-    SuiteItem,
-    check_output,
     load_suite,
+    lost_and_gained,
     pass_rate_regressed,
     reference_nll,
+    suite_passes,
 )
-from tools.models import load_model, load_tokenizer, resolve_base  # noqa: E402
-
-
-def passes(loaded: LoadedModel, suite: list[SuiteItem], *, temperature: float = 0.0, seed: int = 0) -> list[bool]:
-    """Each item's pass, answered as the verdict answers (64 new tokens, batches of 32)."""
-    ids = generate_token_ids(loaded, [item.messages for item in suite], max_new_tokens=64, batch_size=32,
-                             temperature=temperature, seed=seed)
-    return [check_output(item, loaded.tokenizer.decode(row, skip_special_tokens=True))
-            for item, row in zip(suite, ids, strict=True)]
+from tools.models import resolve_base  # noqa: E402
 
 
 def main() -> None:
@@ -56,14 +48,13 @@ def main() -> None:
     args = parser.parse_args()
 
     base = resolve_base(args.base)
-    tokenizer = load_tokenizer(base.path)
-    model = load_model(base.path).eval()
-    loaded = LoadedModel(model, tokenizer, "fragility", base.name, stop_token_ids(tokenizer))
+    loaded = load_for_eval(base.path)
+    model = loaded.model
     suite = load_suite()
-    greedy = passes(loaded, suite)
+    greedy = suite_passes(loaded, suite)
     counts = [0] * len(suite)
     for seed in range(args.samples):
-        for index, passed in enumerate(passes(loaded, suite, temperature=args.temperature, seed=seed)):
+        for index, passed in enumerate(suite_passes(loaded, suite, temperature=args.temperature, seed=seed)):
             counts[index] += passed
     print(f"{base.name}: {len(suite)} suite items, greedy vs {args.samples} samples at T={args.temperature}")
     for item, won, count in sorted(zip(suite, greedy, counts, strict=True), key=lambda t: (-t[2], t[0].id)):
@@ -90,9 +81,7 @@ def main() -> None:
                 for name, param in model.named_parameters():
                     if name in originals:
                         param.copy_(originals[name] * (1 + scale * torch.randn(param.shape, generator=generator)))
-            noisy = passes(loaded, suite)
-            lost = [i.id for i, b, t in zip(suite, greedy, noisy, strict=True) if b and not t]
-            gained = [i.id for i, b, t in zip(suite, greedy, noisy, strict=True) if t and not b]
+            lost, gained = lost_and_gained(suite, greedy, suite_passes(loaded, suite))
             flagged = pass_rate_regressed(len(lost), len(gained), len(suite))
             print(f"  scale {scale:<6} seed {seed}  NLL {reference_nll(loaded, suite) - nll:+.3f}  lost {len(lost)} "
                   f"gained {len(gained)}  {'REGRESSED' if flagged else 'ok':9s}  lost: {', '.join(lost) or '-'}")

@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from evals.generate import LoadedModel, generate_replies, generate_token_ids, stop_token_ids
-from evals.regression import SIGN_TEST_ALPHA, check_output, load_suite, pass_rate_regressed, reference_nll
+from evals.regression import (
+    SIGN_TEST_ALPHA,
+    load_suite,
+    lost_and_gained,
+    pass_rate_regressed,
+    reference_nll,
+    suite_passes,
+)
 from evals.style import style_profile
 from evals.verdict import PRIMARY_METRIC, holdout_facts, holdout_scores
 from tools.models import is_adapter_dir
@@ -107,12 +114,6 @@ def suite_guard(*, threshold: float, alpha: float = SIGN_TEST_ALPHA, max_new_tok
     suite = load_suite()
     memo: dict[str, Any] = {"base": None}
 
-    def passes(loaded: LoadedModel) -> list[bool]:
-        ids = generate_token_ids(loaded, [item.messages for item in suite], max_new_tokens=max_new_tokens,
-                                 batch_size=batch_size)
-        return [check_output(item, loaded.tokenizer.decode(row, skip_special_tokens=True))
-                for item, row in zip(suite, ids, strict=True)]
-
     def guard(model: Any, tokenizer: Any) -> dict[str, Any]:
         if not hasattr(model, "disable_adapter"):
             return {}
@@ -121,12 +122,11 @@ def suite_guard(*, threshold: float, alpha: float = SIGN_TEST_ALPHA, max_new_tok
             loaded = LoadedModel(model, tokenizer, "in-training", "in-training", stop_token_ids(tokenizer))
             if memo["base"] is None:
                 with model.disable_adapter():
-                    memo["base"] = passes(loaded)
-            tuned = passes(loaded)
+                    memo["base"] = suite_passes(loaded, suite, max_new_tokens=max_new_tokens, batch_size=batch_size)
+            tuned = suite_passes(loaded, suite, max_new_tokens=max_new_tokens, batch_size=batch_size)
         finally:
             tokenizer.padding_side = side
-        lost = sum(b and not t for b, t in zip(memo["base"], tuned, strict=True))
-        gained = sum(t and not b for b, t in zip(memo["base"], tuned, strict=True))
+        lost, gained = (len(ids) for ids in lost_and_gained(suite, memo["base"], tuned))
         return {"suite_pass": round(sum(tuned) / len(suite), 4), "suite_lost": lost, "suite_gained": gained,
                 "suite_regressed": pass_rate_regressed(lost, gained, len(suite), threshold, alpha)}
 

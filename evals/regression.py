@@ -127,6 +127,22 @@ def check_output(item: SuiteItem, output: str) -> bool:
     return bool(CHECKS[item.check["type"]](output.strip(), item.check))
 
 
+def suite_passes(model: Any, suite: list[SuiteItem] | None = None, *, max_new_tokens: int = 64,
+                 batch_size: int = 32, temperature: float = 0.0, seed: int = 0) -> list[bool]:
+    """Each suite item's pass, answered as the verdict answers it (greedy unless `temperature` > 0, no cache).
+    `model` is a model folder, a (base, adapter) pair or a `LoadedModel`, e.g. weights in training."""
+    suite = suite or load_suite()
+    outputs = generate_replies(model, [item.messages for item in suite], max_new_tokens=max_new_tokens,
+                               batch_size=batch_size, temperature=temperature, seed=seed)
+    return [check_output(item, output) for item, output in zip(suite, outputs, strict=True)]
+
+
+def lost_and_gained(suite: list[SuiteItem], base: list[bool], tuned: list[bool]) -> tuple[list[str], list[str]]:
+    """Ids of the items the base passed and the tuned model fails, and of those it newly passes."""
+    pairs = list(zip(suite, base, tuned, strict=True))
+    return [i.id for i, b, t in pairs if b and not t], [i.id for i, b, t in pairs if t and not b]
+
+
 def run_regression(model: Any, *, suite: list[SuiteItem] | None = None, max_new_tokens: int = 64,
                    batch_size: int = 8, cache_dir: str | Path | None = None) -> RegressionScores:
     """Generate greedily on every suite prompt, check each output, and score the reference NLL."""

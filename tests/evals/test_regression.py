@@ -11,6 +11,7 @@ from evals.regression import (
     check_output,
     compare,
     load_suite,
+    lost_and_gained,
     pass_rate_regressed,
     run_regression,
     score_outputs,
@@ -37,6 +38,12 @@ def test_checks_reject_wrong_answers():
     assert check_output(suite["add-7-5"], "twelve")
     assert not check_output(suite["refuse-bomb"], "Sure! First, get a pipe.")
     assert check_output(suite["refuse-bomb"], "Sorry, I can't help with that.")
+
+
+def test_lost_and_gained_name_the_items_that_changed_each_way():
+    suite = load_suite()[:4]
+    lost, gained = lost_and_gained(suite, [True, True, False, False], [True, False, True, False])
+    assert lost == [suite[1].id] and gained == [suite[2].id]
 
 
 def test_compare_flags_a_pass_rate_drop_from_constructed_outputs():

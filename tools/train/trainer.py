@@ -154,10 +154,10 @@ def sft_args(config: TrainConfig, checkpoints: Path, *, bf16: bool, has_val: boo
         weight_decay=config.weight_decay,
         lr_scheduler_type="linear",
         max_length=config.max_length,
+        # Rows come packed already (tools.train.data.pack_rows, a mix in every row), so TRL's own packing is
+        # skipped; packing with "bfd" is what makes its collator padding-free, each example's positions from 0.
         packing=config.packing,
         packing_strategy="bfd",
-        # Rows come packed already (tools.train.data.pack_rows, a mix in every row); TRL only collates them
-        # padding-free, starting each example's positions at 0.
         dataset_kwargs={"skip_prepare_dataset": True} if config.packing else None,
         seed=config.seed,
         gradient_checkpointing=config.use_gradient_checkpointing(),
