@@ -12,7 +12,6 @@ import itertools
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -260,10 +259,10 @@ def test_first_crawl_saves_pages_and_obeys_robots_delay_and_scope(twice: tuple) 
     assert not any(p.startswith("/private/") for p in paths)
     assert summary.skipped_robots == 2
     assert any("crawl-delay of 0.2s" in note for note in summary.notes)
-    # every request after robots.txt started at least the crawl-delay after the one before
+    # the server received every request after robots.txt at least the crawl-delay after the one before, however
+    # late a busy client thread sent the earlier one (the delay runs from the end of the previous response)
     gaps = [b.at - a.at for a, b in itertools.pairwise(log)]
-    # (measured where the server received them: a loaded machine can delay one request a little more than the next)
-    assert min(gaps) >= DELAY - 0.05 and statistics.median(gaps) >= DELAY - 0.005, gaps
+    assert min(gaps) >= DELAY, gaps
     # one request per page however the links spell it (fragment, empty query, query order, absolute form)
     assert len(site.hits("/a")) == 1 and [h.path for h in log].count("/page?a=1&b=2") == 1
     assert "/page?b=2&a=1" not in paths

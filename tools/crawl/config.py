@@ -33,7 +33,8 @@ class CrawlConfig:
                                                                         "saved bytes."})
     concurrency: int = field(default=4, metadata={"help": "Requests in flight at once across all hosts; "
                                                            "one host is further held to min_interval_s."})
-    min_interval_s: float = field(default=1.0, metadata={"help": "Seconds between two requests to one host; "
+    min_interval_s: float = field(default=1.0, metadata={"help": "Seconds from the end of one request to a "
+                                                                  "host to the start of the next (one at a time); "
                                                                   "robots.txt Crawl-delay raises it, never lowers."})
     timeout_s: float = field(default=15.0, metadata={"help": "Seconds to wait for a response (connect, read)."})
     max_tries: int = field(default=4, metadata={"help": "Attempts on 429, 5xx, timeouts before giving up."})

@@ -6,7 +6,8 @@ from __future__ import annotations
 import email.utils
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -52,34 +53,48 @@ class FetchFailed(Exception):
 
 
 class HostLimiter:
-    """The earliest moment each origin may be asked again, so requests to one host start at least
-    `interval` apart whatever the number of threads; `defer` pushes that moment out (Retry-After, backoff)."""
+    """Spaces the requests to each origin: with an interval, one request to a host is in flight at a time and
+    the next starts `interval` after the previous one finished, so the server sees them at least that far apart
+    however late a busy thread sends; `defer` pushes the host's next start out (Retry-After, backoff)."""
 
     def __init__(self, default_interval: float, stopping: threading.Event) -> None:
         self.default_interval, self.stopping = default_interval, stopping
         self._lock = threading.Lock()
         self._next: dict[str, float] = {}
-        self._last: dict[str, float] = {}
+        self._ended: dict[str, float] = {}
         self._interval: dict[str, float] = {}
+        self._gates: dict[str, threading.Lock] = {}
 
     def set_interval(self, host: str, seconds: float) -> None:
         with self._lock:
             self._interval[host] = interval = max(self.default_interval, seconds)
             # The request that fetched robots.txt counts too: the next one waits the new interval after it.
-            if host in self._last:
-                self._next[host] = max(self._next.get(host, 0.0), self._last[host] + interval)
+            if host in self._ended:
+                self._next[host] = max(self._next.get(host, 0.0), self._ended[host] + interval)
 
     def interval(self, host: str) -> float:
         with self._lock:
             return self._interval.get(host, self.default_interval)
 
-    def wait(self, host: str) -> None:
+    @contextmanager
+    def turn(self, host: str) -> Iterator[None]:
+        """Hold `host`'s turn for one request: waits until the host may be asked again (a Ctrl-C ends the wait
+        at once; the caller checks `stopping`), and on leaving starts the host's interval."""
         with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next.get(host, 0.0))
-            self._last[host] = start
-            self._next[host] = start + self._interval.get(host, self.default_interval)
-        self.stopping.wait(start - now)  # a Ctrl-C ends the wait instead of sitting out a long Crawl-delay
+            gate = self._gates.setdefault(host, threading.Lock())
+            spaced = self._interval.get(host, self.default_interval) > 0
+        with gate if spaced else nullcontext():
+            with self._lock:
+                now = time.monotonic()
+                start = max(now, self._next.get(host, 0.0))
+            self.stopping.wait(start - now)
+            try:
+                yield
+            finally:
+                with self._lock:
+                    self._ended[host] = ended = time.monotonic()
+                    interval = self._interval.get(host, self.default_interval)
+                    self._next[host] = max(self._next.get(host, 0.0), ended + interval)
 
     def defer(self, host: str, seconds: float) -> None:
         with self._lock:
@@ -177,12 +192,13 @@ class Fetcher:
         host = origin(url)
         kind = detail = ""
         for attempt in range(1, self.config.max_tries + 1):
-            self.limiter.wait(host)
-            if self.stopping.is_set():
-                raise FetchFailed("interrupted", url, "the crawl was interrupted", retries=retries_before + attempt - 1)
             retry_after = 0.0
             try:
-                status, headers, body, truncated, downloaded = self._once(url, cached, accept)
+                with self.limiter.turn(host):
+                    if self.stopping.is_set():
+                        raise FetchFailed("interrupted", url, "the crawl was interrupted",
+                                          retries=retries_before + attempt - 1)
+                    status, headers, body, truncated, downloaded = self._once(url, cached, accept)
             except httpx.TimeoutException:
                 kind, detail = "timeout", f"no response within {self.config.timeout_s:g}s"
             except httpx.ConnectError as exc:
