@@ -35,7 +35,7 @@ from bench.knowledge_recall import score as recall_of  # noqa: E402
 from evals.generate import LoadedModel, generate_replies, stop_token_ids  # noqa: E402
 from evals.regression import load_suite, lost_and_gained, pass_rate_regressed, suite_passes  # noqa: E402
 from tests.support.fake_upstream import FakeUpstream  # noqa: E402
-from tests.support.handbook import PAGES, handbook_teacher, write_pages  # noqa: E402
+from tests.support.handbook import PAGES, handbook_teacher, seen_in_training, write_pages  # noqa: E402
 from tools import data as datasets  # noqa: E402
 from tools.data import ingest, knowledge, replay  # noqa: E402
 from tools.data.split import read_jsonl, write_jsonl  # noqa: E402
@@ -69,6 +69,8 @@ def build(work: Path, base_dir: Path, *, teacher: bool) -> tuple[Path, Path, lis
     write_jsonl(mixed, read_jsonl(data.train_path) + read_jsonl(replayed.path))
     print(f"{data.n_train} knowledge examples{' (teacher)' if teacher else ''}, {replayed.n_examples} replay, "
           f"{data.n_val} validation; {len(questions)} bench questions", flush=True)
+    if seen := seen_in_training(questions, work / "data"):
+        print(f"WARNING: {len(seen)} bench questions are in the training data word for word: {seen}", flush=True)
     return mixed, Path(data.val_path), questions
 
 

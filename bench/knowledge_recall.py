@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 from bench.learn_quality import INGRAIN, ask_endpoint  # noqa: E402
 from evals.knowledge import knowledge_recall  # noqa: E402
 from tests.support.fake_upstream import FakeUpstream  # noqa: E402
-from tests.support.handbook import PAGES, handbook_teacher, write_pages  # noqa: E402
+from tests.support.handbook import PAGES, handbook_teacher, seen_in_training, write_pages  # noqa: E402
 
 
 def score(replies: list[str], questions: list[dict]) -> int:
@@ -80,6 +80,10 @@ def main() -> None:
             print(f"teacher   {len(teacher.chat_requests())} requests", flush=True)
     wall = time.time() - started
     outcome = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {"error": done.stderr[-2000:]}
+    seen = seen_in_training(questions, home)
+    if seen:
+        print(f"WARNING: {len(seen)} of the questions are in the run's training data word for word, so recall "
+              f"overstates what the model does with unseen wordings: {seen}", flush=True)
     if not outcome.get("model"):
         print(f"ingrain  not deployed ({outcome.get('verdict') or outcome.get('error')}) in {wall:.0f} s")
         candidate = candidate_score(home, questions)

@@ -1,5 +1,6 @@
-"""A made-up staff handbook (so no base model can know it) and questions about facts past each page's opening:
-shared by the knowledge recall bench and the end-to-end knowledge test."""
+"""A made-up staff handbook (so no base model can know it) and questions about facts past each page's opening,
+worded unlike any question the offline rules write (seen_in_training checks a run's data for them): shared by
+the knowledge recall bench and the end-to-end knowledge test."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ PAGES: list[tuple[str, list[tuple[str, str, str]]]] = [
         ("The reception desk opens at 7:40 every weekday.", "At what time does the Harbor Street reception open?",
          "7:40"),
         ("Visitors park in the Gull garage on level 4.", "Which level of the Gull garage is for visitors?", "4"),
-        ("The office kitchen is cleaned by the Pelham company.", "Which company cleans the office kitchen?",
-         "Pelham"),
+        ("The office kitchen is cleaned by the Pelham company.",
+         "Which cleaning company looks after the office kitchen?", "Pelham"),
         ("Fire drills take place on the second Tuesday of March.", "In which month are the fire drills held?",
          "March"),
-        ("The mail room is on floor 3.", "Which floor is the mail room on?", "3"),
+        ("The mail room is on floor 3.", "On what floor can I find the mail room?", "3"),
     ]),
     ("Travel policy", [
         ("The travel policy applies to every employee of Norvane.", "", ""),
@@ -30,59 +31,61 @@ PAGES: list[tuple[str, list[tuple[str, str, str]]]] = [
         ("Receipts must be uploaded within 21 days.", "How many days do employees have to upload receipts?", "21"),
         ("Flights shorter than 4 hours are booked in economy.",
          "Below how many hours of flight is economy class used?", "4"),
-        ("The travel desk is called Compass.", "What is the name of the travel desk?", "Compass"),
+        ("The travel desk is called Compass.", "What name does the travel desk go by?", "Compass"),
     ]),
     ("Build server", [
         ("The build server is named Heron.", "", ""),
         ("Heron runs the nightly tests at 02:10.", "When do the nightly tests run on Heron?", "02:10"),
-        ("Access to Heron is granted by the Kestrel team.", "Which team grants access to the build server?",
+        ("Access to Heron is granted by the Kestrel team.", "Who do I ask for access to the build server?",
          "Kestrel"),
-        ("Build logs are kept for 45 days.", "For how many days are build logs kept?", "45"),
-        ("Heron has 96 CPU cores.", "How many CPU cores does the build server have?", "96"),
+        ("Build logs are kept for 45 days.", "How long are build logs retained, in days?", "45"),
+        ("Heron has 96 CPU cores.", "What is the CPU core count of the build server?", "96"),
         ("Failed builds are reported in the channel called lantern.",
-         "In which channel are failed builds reported?", "lantern"),
+         "Where do reports of failed builds go?", "lantern"),
     ]),
     ("Leave", [
         ("Every employee gets 27 days of paid leave per year.", "", ""),
         ("Sick leave must be reported to Marta Ilves.", "To whom is sick leave reported?", "Marta Ilves"),
-        ("Unused leave expires on 31 March.", "When does unused leave expire?", "31 March"),
+        ("Unused leave expires on 31 March.", "What is the expiry date for unused leave?", "31 March"),
         ("Parents receive 16 weeks of paid parental leave.", "How many weeks of parental leave are paid?", "16"),
-        ("The leave request form is called PL-2.", "What is the leave request form called?", "PL-2"),
+        ("The leave request form is called PL-2.", "Which form do I fill in to request leave?", "PL-2"),
         ("Leave longer than 10 days needs two weeks of notice.",
          "Above how many days of leave are two weeks of notice needed?", "10"),
     ]),
     ("Security", [
         ("Security at Norvane is run by Dana Okafor.", "", ""),
         ("Passwords must be changed every 90 days.", "How often must passwords be changed, in days?", "90"),
-        ("Badges are printed in room B12.", "In which room are badges printed?", "B12"),
+        ("Badges are printed in room B12.", "Where can I get a badge printed?", "B12"),
         ("Lost badges are reported to the Falcon desk.", "Where are lost badges reported?", "Falcon"),
         ("Laptops lock after 5 minutes without use.", "After how many idle minutes do laptops lock?", "5"),
         ("Guest Wi-Fi codes change every Monday.", "On which day do the guest Wi-Fi codes change?", "Monday"),
     ]),
     ("Canteen", [
         ("The canteen is run by Tomas Brenner.", "", ""),
-        ("Lunch is served from 11:45.", "From what time is lunch served?", "11:45"),
+        ("Lunch is served from 11:45.", "What time does lunch service start?", "11:45"),
         ("A lunch costs 6 euros for staff.", "How much does a staff lunch cost, in euros?", "6"),
         ("The soup of the day is posted on the board called Ladle.", "What is the menu board called?", "Ladle"),
-        ("The canteen closes at 14:30.", "When does the canteen close?", "14:30"),
-        ("Fruit is delivered by the Orchard farm.", "Which farm delivers the fruit?", "Orchard"),
+        ("The canteen closes at 14:30.", "Until what time is the canteen open?", "14:30"),
+        ("Fruit is delivered by the Orchard farm.", "Who supplies the fruit?", "Orchard"),
     ]),
     ("Onboarding", [
         ("Onboarding at Norvane lasts two weeks.", "", ""),
         ("New staff meet their buddy on day 3.", "On which day do new staff meet their buddy?", "3"),
-        ("The welcome session is led by Priya Nandakumar.", "Who leads the welcome session?", "Priya Nandakumar"),
-        ("Laptops are handed out in room C4.", "In which room are laptops handed out?", "C4"),
+        ("The welcome session is led by Priya Nandakumar.", "Who runs the welcome session for new staff?",
+         "Priya Nandakumar"),
+        ("Laptops are handed out in room C4.", "Where do new staff pick up their laptops?", "C4"),
         ("The first review happens after 90 days.", "After how many days is the first review?", "90"),
-        ("The onboarding checklist is called Seedling.", "What is the onboarding checklist called?", "Seedling"),
+        ("The onboarding checklist is called Seedling.",
+         "What is the name of the checklist used during onboarding?", "Seedling"),
     ]),
     ("Meeting rooms", [
         ("Meeting rooms at Norvane are named after rivers.", "", ""),
         ("The largest room, Danube, seats 24 people.", "How many people does the Danube room seat?", "24"),
         ("Rooms are booked in the tool called Tidal.", "Which tool is used to book rooms?", "Tidal"),
         ("Bookings longer than 3 hours need a reason.", "Above how many hours does a booking need a reason?", "3"),
-        ("The Rhine room has a video wall.", "Which room has a video wall?", "Rhine"),
-        ("Unused bookings are released after 15 minutes.", "After how many minutes are unused bookings released?",
-         "15"),
+        ("The Rhine room has a video wall.", "Which meeting room is equipped with a video wall?", "Rhine"),
+        ("Unused bookings are released after 15 minutes.",
+         "How many minutes can a booked room sit unused before the booking is released?", "15"),
     ]),
 ]
 
@@ -99,6 +102,17 @@ def write_pages(folder: Path, pages: list[tuple[str, list[tuple[str, str, str]]]
         questions += [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
                        "fact": a, "page": title} for _, q, a in facts if q]
     return questions
+
+
+def seen_in_training(questions: list[dict], home: Path) -> list[str]:
+    """The questions a run under `home` trained or validated on word for word (after normalising case and
+    punctuation): a question asked to measure recall must be one the model never saw, or it measures recitation."""
+    from tools.text import normalize_answer
+
+    seen = {normalize_answer(m["content"]) for path in [*home.rglob("train*.jsonl"), *home.rglob("val.jsonl")]
+            for line in path.read_text().splitlines() if line.strip()
+            for m in json.loads(line).get("messages", []) if m.get("role") == "user"}
+    return [q["messages"][0]["content"] for q in questions if normalize_answer(q["messages"][0]["content"]) in seen]
 
 
 def handbook_teacher(messages: list[dict]) -> str:
