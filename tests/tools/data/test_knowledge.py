@@ -24,6 +24,7 @@ from tools.data.knowledge import (
     build_knowledge,
     chunk_id,
     cloze,
+    document_aliases,
     embedded_question,
     estimate_examples,
     factual_question,
@@ -114,12 +115,56 @@ def test_questions_are_made_from_the_fact_sentence_by_rule() -> None:
     assert reworded("The travel desk is called Compass.", "Compass") == [
         "What is the name of the travel desk?", "What is the travel desk called?"]
     assert reworded("Build logs are kept for 45 days.", "45 days") == []  # nothing to reword: frames instead
+    # a limit asked as a limit, whichever way the sentence puts it
+    assert reworded("Leave longer than 10 days needs two weeks of notice.", "10 days") == [
+        "Above how many days does leave need two weeks of notice?"]
+    assert reworded("Flights shorter than 4 hours are booked in economy.", "4 hours") == [
+        "Below how many hours are flights booked in economy?"]
+    assert reworded("Train tickets above 180 euros need approval.", "180 euros") == [
+        "Above how much do train tickets need approval?"]
+    assert reworded("Hotel nights are refunded up to 135 euros.", "135 euros") == [
+        "What is the most hotel nights are refunded?"]
+    # a thing named mid-sentence, lower-case names too, is asked for as that thing and by its name
+    assert reworded("The soup of the day is posted on the board called Ladle.", "Ladle") == [
+        "Which board is the soup of the day posted on?", "What is the name of the board the soup of the day is "
+        "posted on?", "What is the board called?"]
+    lantern = find_facts("Failed builds are reported in the channel called lantern.")
+    assert [(f.value, f.wh) for f in lantern] == [("lantern", "in which channel")]
+    assert factual_question(lantern[0], "") == "In which channel are failed builds reported?"
+    # a quantity's of-phrase belongs to what is asked; `has` as the verb is asked with `does ... have`
+    parental = find_fact("Parents receive 16 weeks of paid parental leave.")
+    assert parental is not None and parental.value == "16 weeks"
+    assert factual_question(parental, "") == "How many weeks of paid parental leave do parents receive?"
+    assert factual_question(find_fact("Heron has 96 CPU cores."), "Access to Heron is granted.") == \
+        "How many CPU cores does Heron have?"  # type: ignore[arg-type]
     rng = random.Random(0)
     asked = {topical_question("When does the canteen close?", "Canteen", rng) for _ in range(20)}
     assert len(asked) > 1 and all("Canteen" in q and "when does the canteen close?" in q for q in asked)
     assert split_sentences("# Title\nOne two three four. Five six seven eight e.g. nine ten.\n- a list item "
                            "of words") == ["One two three four.", "Five six seven eight e.g. nine ten.",
                                            "a list item of words"]
+
+
+def test_a_thing_a_document_names_is_asked_about_by_either_name_across_its_chunks() -> None:
+    build_server = [
+        Chunk("The build server is named Heron. It lives in the basement.", "build.md", "Build server", "", 0, 10,
+              "build"),
+        Chunk("Access to Heron is granted by the Kestrel team. The build server restarts at 03:00.", "build.md",
+              "Build server", "Build server > Details", 1, 14, "build"),
+        Chunk("The canteen app is named Heron.", "other.md", "Other", "", 0, 6, "other")]
+    assert document_aliases(["The build server is named Heron.", "The mail robot is called Pip."]) == {
+        "Heron": "the build server", "Pip": "the mail robot"}
+    assert document_aliases(["The build server is named Heron.", "The test rig is named Heron."]) == {}
+    result = build_knowledge(build_server)
+    alias = {_user(e): e for e in result.examples if e["meta"]["kind"] == "alias"}
+    # the name given in the first chunk reaches the second; each question is answered by its own sentence
+    assert "Which team grants access to the build server?" in alias
+    assert "When does Heron restart?" in alias
+    assert alias["When does Heron restart?"]["messages"][-1]["content"] == "The build server restarts at 03:00."
+    assert all(e["meta"]["doc_id"] == "build" for e in alias.values())  # another document's Heron is not this one
+    assert not any("canteen app" in q for q in alias)
+    # the sentence that gives the name is not reworded with it
+    assert not any(e["meta"]["answer"] == "Heron" for e in alias.values())
 
 
 def test_offline_examples_cover_every_chunk_to_its_end_with_supported_valid_unique_answers(tmp_path: Path) -> None:
@@ -272,7 +317,7 @@ def test_teacher_chunks_are_asked_concurrently_cached_and_fact_checked(tmp_path:
     assert all(e["meta"]["origin"] == "teacher" and e["meta"]["fact_id"].split("#")[0] == e["meta"]["chunk_id"]
                for e in teacher_made)
     # the teacher's questions add to the rule-made ones, and its wording is the one held out
-    assert set(first.by_kind) == {"teacher", *OFFLINE_KINDS}
+    assert set(first.by_kind) == {"teacher", *OFFLINE_KINDS} - {"alias"}  # (no page names a thing twice)
     assert len(first.examples) > len(build_knowledge(CHUNKS, config).examples)
     split = knowledge_split(first.examples, config)
     held_kinds = [e["meta"]["kind"] for e in split.holdout]
@@ -284,7 +329,7 @@ def test_teacher_chunks_are_asked_concurrently_cached_and_fact_checked(tmp_path:
     # a config that lets the teacher replace kinds drops them where it answered (its cache still answers)
     replacing = build_knowledge(CHUNKS, replace(config, teacher_replaces=("factual", "paraphrase")), teacher=endpoint,
                                 cache_dir=tmp_path / "cache")
-    assert set(replacing.by_kind) == {"teacher", *OFFLINE_KINDS} - {"factual", "paraphrase"}
+    assert set(replacing.by_kind) == {"teacher", *OFFLINE_KINDS} - {"factual", "paraphrase", "alias"}
     assert estimate_examples(CHUNKS, config, teacher=True) >= len(first.examples)
 
 

@@ -13,8 +13,8 @@ from memory.workspace import Workspace
 from tools.data.dedup import example_key, example_text, near_duplicates
 from tools.data.formats import normalize_record
 from tools.data.knowledge.config import ChunkLike, KnowledgeConfig, chunk_id
-from tools.data.knowledge.facts import Fact, chunk_facts
-from tools.data.knowledge.questions import offline_examples, support
+from tools.data.knowledge.facts import Fact, chunk_facts, split_sentences
+from tools.data.knowledge.questions import document_aliases, offline_examples, support
 from tools.data.knowledge.teacher import TeacherEndpoint, TeacherReply, ask_teacher, teacher_examples
 from tools.progress import Progress
 from tools.text import normalize_answer
@@ -83,10 +83,14 @@ def build_knowledge(chunks: Iterable[ChunkLike], config: KnowledgeConfig | None 
     report = progress or (lambda stage, done, total: None)
     report("generate", 0, len(chunks))
     candidates: list[dict[str, Any]] = []
+    sentences: dict[str, list[str]] = defaultdict(list)
+    for chunk in chunks:
+        sentences[chunk.doc_id] += split_sentences(chunk.text)
+    aliases = {doc: document_aliases(lines) for doc, lines in sentences.items()}
     for n, (chunk, chunk_facts_, reply) in enumerate(zip(chunks, facts, replies, strict=True), 1):
         answered = reply is not None and reply.pairs is not None
         kinds = [k for k in config.kinds if not (answered and k in config.teacher_replaces)]
-        candidates += offline_examples(chunk, chunk_facts_, config, kinds)
+        candidates += offline_examples(chunk, chunk_facts_, config, kinds, aliases[chunk.doc_id])
         if answered:
             candidates += teacher_examples(chunk, chunk_facts_, reply.pairs, config)  # type: ignore[union-attr]
         report("generate", n, len(chunks))

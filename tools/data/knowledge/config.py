@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from tools.errors import ToolError
 
-OFFLINE_KINDS = ("factual", "topical", "about", "answer_first", "cloze", "paraphrase", "section", "passage")
+OFFLINE_KINDS = ("factual", "topical", "about", "answer_first", "cloze", "paraphrase", "alias", "section", "passage")
 RECITATION_KINDS = ("cloze", "section", "passage")
 """Kinds that are not questions a user would ask: a blank to fill, a section summed up, a passage recited."""
 TEACHER_KIND = "teacher"
@@ -37,7 +37,8 @@ class KnowledgeConfig:
 
     kinds: tuple[str, ...] = field(default=OFFLINE_KINDS, metadata={
         "help": f"Offline kinds to generate, any of {OFFLINE_KINDS}; topical = the question names its document, "
-                "about = what the document says about a sentence's subject, passage = recite the whole chunk."})
+                "about = what the document says about a sentence's subject, alias = a question naming a thing by the "
+                "other name its document gives it, passage = recite the whole chunk."})
     max_facts_per_chunk: int = field(default=16, metadata={
         "help": "Fact sentences used per chunk; when a chunk has more, they are spread over all of it."})
     paraphrases_per_fact: int = field(default=3, metadata={

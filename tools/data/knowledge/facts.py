@@ -53,9 +53,14 @@ _SPANS = (  # (kind, pattern), likeliest first; a sentence's facts are its non-o
     ("name", re.compile(r"(?:\b(?P<prep>in|at|near|by|to|from|with)\s+)?(?P<value>(?<![\w'-])"
                         r"(?!(?:The|A|An|This|That|These|If|When|All|Each|Every|It|In|On|Our|I)\b)"
                         r"[A-Z][\w'-]+(?:\s+(?:of\s+)?[A-Z][\w'-]+)*)")),
+    ("name", re.compile(r"(?P<prep>)(?:(?<=\bcalled )|(?<=\bnamed ))(?P<value>[a-z][\w-]*[a-z0-9])\b")),
     ("rule", re.compile(r"(?P<prep>)\b(?P<value>must not|must never|must always|must|should not|should never|"
                         r"should|cannot|may not|never|always|(?:is|are) (?:not )?(?:allowed|required) to)\b")),
 )
+_OF_STOPS = {"at", "on", "in", "by", "from", "to", "for", "with", "within", "before", "after", "until", "during",
+             "is", "are", "was", "were", "be", "can", "must", "may", "will", "should", "has", "have", "and", "or",
+             "per", "each", "every", "than", "that", "which", "who", "the", "a", "an", "their", "its", "our"}
+"""Words that end an of-phrase: `16 weeks of leave per year` asks `how many weeks of leave`."""
 _NOT_NAMES = {"I", "The", "A", "An", "This", "That", "If", "When", "All", "Each", "Every", "It", "In", "On"}
 _PLACE_WORDS = {"office", "street", "road", "hall", "building", "room", "center", "centre", "park", "city",
                 "team", "department", "committee", "inc", "ltd", "group", "square", "floor", "lane", "portal",
@@ -143,6 +148,12 @@ def _span_fact(sentence: str, body: str, kind: str, match: re.Match[str], fact_i
     rest = body[match.end("value"):]
     if kind == "date" and re.search(r"\b(?:first|second|third|fourth|last)\s+$", body[:start]):
         return None  # `the second Tuesday of March`: the month is asked, not an ordinal's weekday
+    called = re.search(r"(?:\b(?P<lead>in|at|on|by|to|from|with|near|of)\s+)?\b(?:the|a|an)\s+(?P<noun>[a-z]{3,})\s+"
+                       r"(?:called|named)\s+$", body[:start]) if kind == "name" else None
+    if called:  # `on the board called Ladle`: asked as `on which board`
+        wh = f"{called.group('lead') or ''} which {called.group('noun')}".strip()
+        return Fact(fact_id, chunk_id, sentence, kind, called.start(), match.end("value"), match.group("value"),
+                    wh, wh)
     if kind == "name" and determiner and re.match(r"\s+[a-z]", rest) \
             and not (determiner.start() == 0 and re.match(r"\s+[a-z]+s\b", rest)):
         # `by the Pelham company`: the name qualifies a noun, so the question asks `by which company`
@@ -156,11 +167,30 @@ def _span_fact(sentence: str, body: str, kind: str, match: re.Match[str], fact_i
     if determiner and kind in ("name", "quantity", "money", "percent"):
         start = determiner.start()  # `of our three sites` → `of how many sites`
     value = match.group("value")
+    of = _of_phrase(rest) if kind == "quantity" else None
+    if of:  # `16 weeks of paid parental leave` is asked as `how many weeks of paid parental leave`, whole
+        wh, insitu = _wh_phrase(kind, prep, match)
+        return Fact(fact_id, chunk_id, sentence, kind, start, match.end("value") + len(of), value,
+                    f"{wh}{of}", f"{insitu}{of}")
     if kind in ("definition", "rule"):
         wh = "what" if kind == "definition" else "whether"
         return Fact(fact_id, chunk_id, sentence, kind, match.start("value"), match.end("value"), value, wh, wh)
     wh, insitu = _wh_phrase(kind, prep, match)
     return Fact(fact_id, chunk_id, sentence, kind, start, match.end("value"), value, wh, insitu)
+
+
+def _of_phrase(rest: str) -> str:
+    """The ` of paid parental leave` that follows a quantity: up to four plain lower-case words, ending before a
+    preposition, verb or determiner; "" when none follows."""
+    head = re.match(r"\s+of\s+", rest)
+    if not head:
+        return ""
+    words = []
+    for word in rest[head.end():].split(" "):
+        if len(words) == 4 or not re.fullmatch(r"[a-z][a-z-]*", word) or word in _OF_STOPS:
+            break
+        words.append(word)
+    return f" of {' '.join(words)}" if words else ""
 
 
 def _wh_phrase(kind: str, prep: str, match: re.Match[str]) -> tuple[str, str]:

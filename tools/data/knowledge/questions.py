@@ -28,6 +28,7 @@ _AUX = {"is", "are", "was", "were", "can", "must", "should", "will", "may", "mig
 _AFTER_VERB = {"at", "on", "in", "by", "from", "to", "for", "with", "within", "before", "after", "until",
                "every", "each", "the", "a", "an", "all", "up", "over", "under", "between", "during", "about",
                "their", "its", "his", "her", "our", "your", "no", "only", "two", "three", "four"}
+_POSSESS = {"has": "does", "have": "do", "had": "did"}
 _NOT_VERBS = {"is", "has", "was", "this", "its", "his", "hers", "ours", "yours", "theirs", "us", "as", "thus",
               "always", "sometimes", "plus", "news", "less", "unless", "across", "towards"}
 
@@ -89,6 +90,8 @@ def factual_question(fact: Fact, context: str, *, keep_after: bool = True) -> st
         for i, word in enumerate(words[1:9], start=1):
             if word.lower() in _AUX:  # inversion: `must employees submit`
                 subject = _lower_first(" ".join(words[:i]), context)
+                if word.lower() in _POSSESS and i == len(words) - 1:  # `Heron has 96 cores`: has is the verb
+                    return _cap(_join(fact.wh, _POSSESS[word.lower()], subject, "have", after)) + "?"
                 return _cap(_join(fact.wh, word.lower(), subject, *words[i + 1:], after)) + "?"
         if rest and rest[0] in _AUX and not _dangles(before):  # the span ends the subject: `Where is security run`
             return _cap(_join(fact.wh, rest[0], _lower_first(before, context), *rest[1:])) + "?"
@@ -187,13 +190,94 @@ def reworded_questions(fact: Fact, context: str) -> list[str]:
     if stranded:
         prep, which, noun, rest = stranded.groups()
         out.append(f"{_cap(which)} {noun} {rest} {prep.lower()}?")
+    named = re.search(rf"\b(?:the|a|an) ([a-z]{{3,}}) (?:called|named) {re.escape(fact.value)}\b", body) \
+        if fact.span_kind == "name" else None
+    if named:  # `posted on the board called Ladle`: the board is asked for by its name too
+        noun = named.group(1)
+        clause = re.match(rf"^(\w+) which {noun} (.+)$", embedded_question(fact, context))
+        if clause:  # `on which board the soup of the day is posted`
+            out.append(f"What is the name of the {noun} {clause.group(2)} {clause.group(1)}?")
+        out.append(f"What is the {noun} called?")
+    out += _threshold_questions(fact, context)
     return out
+
+
+_ABOVE = {"longer", "more", "greater", "larger", "higher", "above", "over", "older", "bigger", "heavier"}
+_BELOW = {"shorter", "less", "fewer", "smaller", "lower", "below", "under", "younger", "lighter"}
+
+
+def _threshold_questions(fact: Fact, context: str) -> list[str]:
+    """A limit asked as a limit: `Leave longer than 10 days needs two weeks of notice` → `Above how many days
+    does leave need two weeks of notice?`; `Hotel nights are refunded up to 135 euros` → `What is the most
+    hotel nights are refunded?`."""
+    before, after = _parts(fact)
+    wh = fact.wh
+    bound = re.match(r"^(up to|at most|at least) ", wh)
+    if bound and before and not after and fact.span_kind in ("money", "quantity", "percent"):
+        most = "least" if bound.group(1) == "at least" else "most"
+        return [f"What is the {most} {_lower_first(before, context)}?"]
+    direction = ""
+    compared = re.match(rf"^(?P<subject>.+?)\s+(?P<cmp>{'|'.join(sorted(_ABOVE | _BELOW))})(?:\s+than)?$", before)
+    if compared:
+        before, direction = compared.group("subject"), compared.group("cmp")
+    elif wh.split(" ", 1)[0] in ("above", "over", "under", "below"):
+        direction, wh = wh.split(" ", 1)
+    if not direction or not after or fact.span_kind not in ("money", "quantity", "percent"):
+        return []
+    lead = "Above" if direction in _ABOVE else "Below"
+    subject, words = _lower_first(before, context), after.split()
+    if words[0] in _AUX:
+        clause = _join(words[0], subject, *words[1:])
+    elif _s_verb(words[0]):
+        clause = _join("does", subject, _lemma(words[0]), *words[1:])
+    elif subject.endswith("s") and words[0].isalpha() and words[0].islower():
+        clause = _join("do", subject, *words)
+    else:
+        return []
+    return [f"{lead} {wh} {clause}?"]
+
+
+_NAMING = re.compile(r"^(?:The|the)\s+(?P<phrase>[a-z][a-z-]*(?:\s+[a-z][a-z-]*){0,3})\s+(?:is|are)\s+"
+                     r"(?:called|named|known as)\s+(?P<name>[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*|[a-z][\w-]*[a-z0-9])"
+                     r"[.!]?$")
+
+
+def document_aliases(sentences: Iterable[str]) -> dict[str, str]:
+    """The names a document gives things, name → what it names: `The build server is named Heron` →
+    {"Heron": "the build server"}. A name given to two things is left out."""
+    found: dict[str, set[str]] = {}
+    for sentence in sentences:
+        naming = _NAMING.match(sentence.strip())
+        if naming:
+            found.setdefault(naming.group("name"), set()).add("the " + naming.group("phrase"))
+    return {name: phrases.pop() for name, phrases in found.items() if len(phrases) == 1}
+
+
+def alias_questions(fact: Fact, context: str, aliases: dict[str, str]) -> list[str]:
+    """The fact's questions with a thing called by its other name: `Which team grants access to Heron?` is
+    asked as `Which team grants access to the build server?` too, and the other way round, since people ask
+    by either name and the sentence uses one."""
+    questions = [factual_question(fact, context), *reworded_questions(fact, context)]
+    out: list[str] = []
+    for name, phrase in aliases.items():
+        if fact.value in (name, phrase) or _NAMING.match(fact.sentence.strip()):
+            continue
+        for old, new in ((name, phrase), (phrase, name)):
+            pattern = re.compile(rf"\b{re.escape(old)}\b", re.I if old == phrase else 0)
+            if not pattern.search(fact.sentence):
+                continue
+            for question in questions:
+                swapped = pattern.sub(new, question)
+                if swapped != question:
+                    out.append(_cap(swapped))
+    return list(dict.fromkeys(out))
 
 
 def paraphrases(fact: Fact, context: str, n: int, rng: random.Random) -> list[str]:
     """n rephrasings: the sentence's structure reworded, a clause moved to the front, and question frames
     with synonyms swapped in."""
-    out: list[str] = reworded_questions(fact, context)
+    reworded = reworded_questions(fact, context)
+    out = list(reworded)
     _, after = _parts(fact)
     if after and after.split()[0].lower() in _PREPOSITIONS and len(after.split()) <= 5 \
             and fact.span_kind not in ("rule", "definition"):
@@ -202,7 +286,9 @@ def paraphrases(fact: Fact, context: str, n: int, rng: random.Random) -> list[st
     clause = _swap_synonyms(embedded_question(fact, context))
     for frame in rng.sample(_FRAMES, len(_FRAMES)):
         out.append(frame.format(q=clause))
-    return out[:n]
+    # Every structural rewording is kept, and at least one framed question with it: wordings unlike the
+    # sentence's are what a question asked in other words is answered from.
+    return out[:max(n, len(reworded) + 1)] if n else []
 
 
 _TOPIC_FRAMES = ("In the {title} page: {q}", "About {title}: {q}", "{title}: {q}", "According to {title}, {q}")
@@ -238,8 +324,9 @@ def cloze(fact: Fact) -> tuple[str, str]:
 
 
 def offline_examples(chunk: ChunkLike, facts: list[Fact], config: KnowledgeConfig,
-                     kinds: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """The rule-made examples of one chunk, deterministic for (seed, chunk)."""
+                     kinds: Iterable[str] | None = None, aliases: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The rule-made examples of one chunk, deterministic for (seed, chunk); `aliases` are the names its
+    document gives things (document_aliases), for the alias kind."""
     kinds = set(config.kinds if kinds is None else kinds)
     rng = random.Random(f"{config.seed}:{chunk_id(chunk)}")
     context, out = chunk.text, []
@@ -262,6 +349,9 @@ def offline_examples(chunk: ChunkLike, facts: list[Fact], config: KnowledgeConfi
         if "paraphrase" in kinds:
             for phrasing in paraphrases(fact, context, config.paraphrases_per_fact, rng):
                 add("paraphrase", phrasing, fact.sentence)
+        if "alias" in kinds and aliases:
+            for phrasing in alias_questions(fact, context, aliases):
+                add("alias", phrasing, fact.sentence)
     if "about" in kinds:
         firsts: dict[str, Fact] = {}
         for fact in facts:  # one question per sentence, filed under the sentence's first fact
