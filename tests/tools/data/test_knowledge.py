@@ -171,8 +171,8 @@ def test_offline_examples_cover_every_chunk_to_its_end_with_supported_valid_uniq
     result = build_knowledge(CHUNKS)
     examples = result.examples
     assert result.n_chunks == len(CHUNKS) and result.teacher["requests"] == 0
-    assert set(result.by_kind) == {"factual", "topical", "about", "answer_first", "cloze", "paraphrase", "section",
-                                   "passage"}
+    assert set(result.by_kind) == {"factual", "topical", "about", "answer_first", "cloze", "paraphrase", "reworded",
+                                   "section", "passage"}
     for chunk in CHUNKS:
         mine = [e for e in examples if e["meta"]["chunk_id"] == chunk_id(chunk)]
         facts = {e["meta"]["fact_id"] for e in mine if e["meta"]["kind"] == "cloze"}
@@ -246,6 +246,14 @@ def test_validation_questions_leave_every_fact_training_on_every_kind_it_had() -
         assert kinds_before == {e["meta"]["kind"] for e in split.train if e["meta"]["fact_id"] == fact}
         assert question["meta"]["kind"] in config.holdout_kinds
     assert len(split.train) + len(split.val) == len(no_val.train)
+    # a held-out fact loses its paraphrases, not the structural rewordings that teach it in other words
+    text = "The office kitchen is cleaned by the Pelham company. Expenses are approved by Dana Whitfield."
+    every = KnowledgeConfig(holdout_share=0.9, validation_questions=0)
+    held = knowledge_split(build_knowledge([Chunk(text, "a.md", "A", "", 0, 14, "a")], every).examples, every)
+    assert len(held.holdout) == 2 and {e["meta"]["kind"] for e in held.holdout} == {"paraphrase"}
+    assert sorted(_user(e) for e in held.train if e["meta"]["kind"] == "reworded") == [
+        "Which company cleans the office kitchen?", "Which company is the office kitchen cleaned by?",
+        "Who approves expenses?"]
     # Without rephrasings there is nothing to spare: the caller falls back to a share of the examples.
     plain = build_knowledge(CHUNKS, KnowledgeConfig(paraphrases_per_fact=0)).examples
     assert knowledge_split(plain, KnowledgeConfig(paraphrases_per_fact=0)).val == []

@@ -7,7 +7,8 @@ from typing import Any, Protocol
 
 from tools.errors import ToolError
 
-OFFLINE_KINDS = ("factual", "topical", "about", "answer_first", "cloze", "paraphrase", "alias", "section", "passage")
+OFFLINE_KINDS = ("factual", "topical", "about", "answer_first", "cloze", "paraphrase", "reworded", "alias", "section",
+                 "passage")
 RECITATION_KINDS = ("cloze", "section", "passage")
 """Kinds that are not questions a user would ask: a blank to fill, a section summed up, a passage recited."""
 TEACHER_KIND = "teacher"
@@ -37,8 +38,9 @@ class KnowledgeConfig:
 
     kinds: tuple[str, ...] = field(default=OFFLINE_KINDS, metadata={
         "help": f"Offline kinds to generate, any of {OFFLINE_KINDS}; topical = the question names its document, "
-                "about = what the document says about a sentence's subject, alias = a question naming a thing by the "
-                "other name its document gives it, passage = recite the whole chunk."})
+                "about = what the document says about a sentence's subject, reworded = the question built from the "
+                "sentence's structure (passive to active, a limit as a limit), alias = a question naming a thing by "
+                "the other name its document gives it, passage = recite the whole chunk."})
     max_facts_per_chunk: int = field(default=16, metadata={
         "help": "Fact sentences used per chunk; when a chunk has more, they are spread over all of it."})
     paraphrases_per_fact: int = field(default=3, metadata={
@@ -49,8 +51,9 @@ class KnowledgeConfig:
     holdout_share: float = field(default=0.3, metadata={
         "help": "Share of each source's facts that get one hold-out question (at least one per source)."})
     holdout_kinds: tuple[str, ...] = field(default=(TEACHER_KIND, "paraphrase"), metadata={
-        "help": "Kinds a hold-out question may have, in order of preference; its fact trains on the others. "
-                "A teacher's wording is furthest from the rules', so it is held out first."})
+        "help": "Kinds a hold-out question may have, in order of preference; its fact trains on the others "
+                "(its reworded and alias questions too: they are what teaches a fact in other words). A teacher's "
+                "wording is furthest from the rules', so it is held out first."})
     validation_questions: int = field(default=16, metadata={
         "help": "Questions kept out of training to score checkpoints on: each a rephrasing of a fact that keeps "
                 "another of the same kind, so no fact loses a kind (a 10% split took a fact's only cloze or "

@@ -274,10 +274,9 @@ def alias_questions(fact: Fact, context: str, aliases: dict[str, str]) -> list[s
 
 
 def paraphrases(fact: Fact, context: str, n: int, rng: random.Random) -> list[str]:
-    """n rephrasings: the sentence's structure reworded, a clause moved to the front, and question frames
-    with synonyms swapped in."""
-    reworded = reworded_questions(fact, context)
-    out = list(reworded)
+    """n rephrasings in the sentence's own order: a clause moved to the front, and question frames with
+    synonyms swapped in (the structural rewordings are reworded_questions, a kind of their own)."""
+    out: list[str] = []
     _, after = _parts(fact)
     if after and after.split()[0].lower() in _PREPOSITIONS and len(after.split()) <= 5 \
             and fact.span_kind not in ("rule", "definition"):
@@ -286,9 +285,7 @@ def paraphrases(fact: Fact, context: str, n: int, rng: random.Random) -> list[st
     clause = _swap_synonyms(embedded_question(fact, context))
     for frame in rng.sample(_FRAMES, len(_FRAMES)):
         out.append(frame.format(q=clause))
-    # Every structural rewording is kept, and at least one framed question with it: wordings unlike the
-    # sentence's are what a question asked in other words is answered from.
-    return out[:max(n, len(reworded) + 1)] if n else []
+    return out[:n]
 
 
 _TOPIC_FRAMES = ("In the {title} page: {q}", "About {title}: {q}", "{title}: {q}", "According to {title}, {q}")
@@ -349,6 +346,9 @@ def offline_examples(chunk: ChunkLike, facts: list[Fact], config: KnowledgeConfi
         if "paraphrase" in kinds:
             for phrasing in paraphrases(fact, context, config.paraphrases_per_fact, rng):
                 add("paraphrase", phrasing, fact.sentence)
+        if "reworded" in kinds:
+            for phrasing in reworded_questions(fact, context):
+                add("reworded", phrasing, fact.sentence)
         if "alias" in kinds and aliases:
             for phrasing in alias_questions(fact, context, aliases):
                 add("alias", phrasing, fact.sentence)
