@@ -56,7 +56,7 @@ PAGES: list[tuple[str, list[tuple[str, str, str]]]] = [
         ("Security at Norvane is run by Dana Okafor.", "", ""),
         ("Passwords must be changed every 90 days.", "How often must passwords be changed, in days?", "90"),
         ("Badges are printed in room B12.", "Where can I get a badge printed?", "B12"),
-        ("Lost badges are reported to the Falcon desk.", "Where are lost badges reported?", "Falcon"),
+        ("Lost badges are reported to the Falcon desk.", "Who should I tell if I lose my badge?", "Falcon"),
         ("Laptops lock after 5 minutes without use.", "After how many idle minutes do laptops lock?", "5"),
         ("Guest Wi-Fi codes change every Monday.", "On which day do the guest Wi-Fi codes change?", "Monday"),
     ]),

@@ -38,6 +38,7 @@ from tools.data.knowledge import (
     topical_question,
 )
 from tools.data.knowledge.build import facts_by_chunk
+from tools.data.knowledge.statements import active_statement, restated_examples
 from tools.data.split import write_jsonl
 from tools.data.validate import validate_dataset
 from tools.errors import ToolError
@@ -107,11 +108,17 @@ def test_questions_are_made_from_the_fact_sentence_by_rule() -> None:
     def reworded(sentence: str, value: str) -> list[str]:
         return reworded_questions(next(f for f in find_facts(sentence) if f.value == value), sentence)
 
-    assert reworded("The office kitchen is cleaned by the Pelham company.", "Pelham")[0] == \
-        "Which company cleans the office kitchen?"
+    assert reworded("The office kitchen is cleaned by the Pelham company.", "Pelham") == [
+        "Which company cleans the office kitchen?", "Who cleans the office kitchen?",
+        "Which company is the office kitchen cleaned by?"]
     assert reworded("The office was opened by Ilse Varga in 2011.", "Ilse Varga") == ["Who opened the office?"]
     assert reworded("Expenses are approved by Dana Whitfield.", "Dana Whitfield") == ["Who approves expenses?"]
-    assert reworded("The mail room is on floor 3.", "3") == ["Which floor is the mail room on?"]
+    assert reworded("The mail room is on floor 3.", "3") == [
+        "Which floor is the mail room on?", "Where is the mail room?"]
+    # a place is asked `Where`; a day or a page is not a place
+    assert "Where are badges printed?" in reworded("Badges are printed in room B12.", "B12")
+    assert "Where are lost badges reported?" in reworded("Lost badges are reported to the Falcon desk.", "Falcon")
+    assert not any(q.startswith("Where") for q in reworded("New staff meet their buddy on day 3.", "3"))
     assert reworded("The travel desk is called Compass.", "Compass") == [
         "What is the name of the travel desk?", "What is the travel desk called?"]
     assert reworded("Build logs are kept for 45 days.", "45 days") == []  # nothing to reword: frames instead
@@ -127,7 +134,7 @@ def test_questions_are_made_from_the_fact_sentence_by_rule() -> None:
     # a thing named mid-sentence, lower-case names too, is asked for as that thing and by its name
     assert reworded("The soup of the day is posted on the board called Ladle.", "Ladle") == [
         "Which board is the soup of the day posted on?", "What is the name of the board the soup of the day is "
-        "posted on?", "What is the board called?"]
+        "posted on?", "What is the board called?", "Where is the soup of the day posted?"]
     lantern = find_facts("Failed builds are reported in the channel called lantern.")
     assert [(f.value, f.wh) for f in lantern] == [("lantern", "in which channel")]
     assert factual_question(lantern[0], "") == "In which channel are failed builds reported?"
@@ -167,12 +174,37 @@ def test_a_thing_a_document_names_is_asked_about_by_either_name_across_its_chunk
     assert not any(e["meta"]["answer"] == "Heron" for e in alias.values())
 
 
+def test_restated_texts_give_each_fact_sentence_other_neighbours_and_other_forms() -> None:
+    assert active_statement("The office kitchen is cleaned by the Pelham company.", "") == \
+        "The Pelham company cleans the office kitchen."
+    assert active_statement("Reports are approved by Alice Moore and Bob Ray.", "") == \
+        "Alice Moore and Bob Ray approve reports."
+    assert active_statement("Bags are packed by hand.", "") is None  # `by hand` is no agent
+    assert active_statement("The travel desk is called Compass.", "") is None
+    page = Chunk("The build server is named Heron. Heron has 96 CPU cores. Access to Heron is granted by the "
+                 "Kestrel team. Build logs are kept for 45 days.", "build.md", "Build server", "", 0, 30, "build")
+    config = KnowledgeConfig(restatements=4)
+    facts = facts_by_chunk([page], config)[0]
+    texts = [_reply(e) for e in restated_examples(page, facts, config, document_aliases(split_sentences(page.text)))]
+    assert len(texts) == 4 and len({_user(e) for e in restated_examples(page, facts, config)}) == 4
+    sentences = list(dict.fromkeys(f.sentence for f in facts))
+    orders = {tuple(sorted(range(len(sentences)), key=lambda n, t=t: t.find(sentences[n].split()[-2]))) for t in texts}
+    assert len(orders) > 1  # not one order repeated
+    joined = " ".join(texts)
+    assert "The Kestrel team grants access to Heron." in joined or "The Kestrel team grants access to the build " \
+        "server." in joined
+    assert "The build server has 96 CPU cores." in joined  # the other name
+    assert all(support(t, page.text) >= config.support_threshold for t in texts)
+    assert restated_examples(page, facts, KnowledgeConfig(restatements=0)) == []
+    assert "restated" in build_knowledge([page], config).by_kind
+
+
 def test_offline_examples_cover_every_chunk_to_its_end_with_supported_valid_unique_answers(tmp_path: Path) -> None:
     result = build_knowledge(CHUNKS)
     examples = result.examples
     assert result.n_chunks == len(CHUNKS) and result.teacher["requests"] == 0
     assert set(result.by_kind) == {"factual", "topical", "about", "answer_first", "cloze", "paraphrase", "reworded",
-                                   "section", "passage"}
+                                   "section", "passage", "restated"}
     for chunk in CHUNKS:
         mine = [e for e in examples if e["meta"]["chunk_id"] == chunk_id(chunk)]
         facts = {e["meta"]["fact_id"] for e in mine if e["meta"]["kind"] == "cloze"}
@@ -183,7 +215,7 @@ def test_offline_examples_cover_every_chunk_to_its_end_with_supported_valid_uniq
         assert sentences[-1] in asked and set(sentences[1:-1]) & asked, chunk.heading
         for example in mine:  # every answer comes from this chunk, never from another page's opening
             answer = _reply(example)
-            if example["meta"]["kind"] != "section":
+            if example["meta"]["kind"] not in ("section", "restated"):  # these two join and reorder sentences
                 assert answer in chunk.text or answer.split(". ", 1)[-1] in chunk.text, answer
             assert support(answer, chunk.text) >= KnowledgeConfig().support_threshold
     assert any("Greta Lindqvist" in _reply(e) for e in examples if e["meta"]["kind"] == "cloze")
@@ -253,7 +285,7 @@ def test_validation_questions_leave_every_fact_training_on_every_kind_it_had() -
     assert len(held.holdout) == 2 and {e["meta"]["kind"] for e in held.holdout} == {"paraphrase"}
     assert sorted(_user(e) for e in held.train if e["meta"]["kind"] == "reworded") == [
         "Which company cleans the office kitchen?", "Which company is the office kitchen cleaned by?",
-        "Who approves expenses?"]
+        "Who approves expenses?", "Who cleans the office kitchen?"]
     # Without rephrasings there is nothing to spare: the caller falls back to a share of the examples.
     plain = build_knowledge(CHUNKS, KnowledgeConfig(paraphrases_per_fact=0)).examples
     assert knowledge_split(plain, KnowledgeConfig(paraphrases_per_fact=0)).val == []

@@ -15,6 +15,7 @@ from tools.data.formats import normalize_record
 from tools.data.knowledge.config import ChunkLike, KnowledgeConfig, chunk_id
 from tools.data.knowledge.facts import Fact, chunk_facts, split_sentences
 from tools.data.knowledge.questions import document_aliases, offline_examples, support
+from tools.data.knowledge.statements import restated_examples
 from tools.data.knowledge.teacher import TeacherEndpoint, TeacherReply, ask_teacher, teacher_examples
 from tools.progress import Progress
 from tools.text import normalize_answer
@@ -91,6 +92,8 @@ def build_knowledge(chunks: Iterable[ChunkLike], config: KnowledgeConfig | None 
         answered = reply is not None and reply.pairs is not None
         kinds = [k for k in config.kinds if not (answered and k in config.teacher_replaces)]
         candidates += offline_examples(chunk, chunk_facts_, config, kinds, aliases[chunk.doc_id])
+        if "restated" in kinds:
+            candidates += restated_examples(chunk, chunk_facts_, config, aliases[chunk.doc_id])
         if answered:
             candidates += teacher_examples(chunk, chunk_facts_, reply.pairs, config)  # type: ignore[union-attr]
         report("generate", n, len(chunks))

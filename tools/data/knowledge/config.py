@@ -8,8 +8,8 @@ from typing import Any, Protocol
 from tools.errors import ToolError
 
 OFFLINE_KINDS = ("factual", "topical", "about", "answer_first", "cloze", "paraphrase", "reworded", "alias", "section",
-                 "passage")
-RECITATION_KINDS = ("cloze", "section", "passage")
+                 "passage", "restated")
+RECITATION_KINDS = ("cloze", "section", "passage", "restated")
 """Kinds that are not questions a user would ask: a blank to fill, a section summed up, a passage recited."""
 TEACHER_KIND = "teacher"
 DEFAULT_TEACHER_MODEL = "gpt-4o-mini"
@@ -40,11 +40,15 @@ class KnowledgeConfig:
         "help": f"Offline kinds to generate, any of {OFFLINE_KINDS}; topical = the question names its document, "
                 "about = what the document says about a sentence's subject, reworded = the question built from the "
                 "sentence's structure (passive to active, a limit as a limit), alias = a question naming a thing by "
-                "the other name its document gives it, passage = recite the whole chunk."})
+                "the other name its document gives it, passage = recite the whole chunk, restated = the chunk's "
+                "fact sentences in other orders and forms (active voice, the other name)."})
     max_facts_per_chunk: int = field(default=16, metadata={
         "help": "Fact sentences used per chunk; when a chunk has more, they are spread over all of it."})
     paraphrases_per_fact: int = field(default=3, metadata={
         "help": "Rule-made rephrasings per fact (synonyms, reordered clauses); the hold-out draws from them."})
+    restatements: int = field(default=5, metadata={
+        "help": "Restated texts per chunk (kind restated, at most 5): its fact sentences shuffled, some in another "
+                "form. 8 with value-first forms lost more suite items and recalled no more than 5 (bench/)."})
     section_answer_words: int = field(default=120, metadata={
         "help": "The section question's answer is the chunk's fact sentences, cut near this many words."})
     seed: int = 42

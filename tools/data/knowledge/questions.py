@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from tools.data.knowledge.config import ChunkLike, KnowledgeConfig, chunk_id, knowledge_example, topic
@@ -179,7 +180,10 @@ def reworded_questions(fact: Fact, context: str) -> list[str]:
         verb = _PAST.get(participle, participle) if past and _active_verb(participle) else _active_verb(participle)
         wh = fact.wh[3:].replace("whom", "who")
         if verb and participle not in ("called", "named"):
-            out.append(_cap(_join(wh, verb, _lower_first(passive.group("subject"), context))) + "?")
+            subject = _lower_first(passive.group("subject"), context)
+            out.append(_cap(_join(wh, verb, subject)) + "?")
+            if wh.startswith("which "):  # `Which company cleans ...` is as often asked `Who cleans ...`
+                out.append(_cap(_join("who", verb, subject)) + "?")
     naming = re.match(r"^(?P<subject>.+?)\s+(?:is|are)\s+(?:called|named)\s+", body)
     if naming and fact.start >= naming.end() - 1 and fact.span_kind == "name":
         subject = _lower_first(naming.group("subject"), context)
@@ -198,8 +202,17 @@ def reworded_questions(fact: Fact, context: str) -> list[str]:
         if clause:  # `on which board the soup of the day is posted`
             out.append(f"What is the name of the {noun} {clause.group(2)} {clause.group(1)}?")
         out.append(f"What is the {noun} called?")
+    place = re.fullmatch(r"(?:in|on|at|to) which ([a-z]+)", fact.wh)
+    if place and fact.span_kind in ("label", "name") and place.group(1) not in _NOT_PLACES:
+        # `in room B12`, `on level 4`, `to the Falcon desk`: a place, asked `Where ...?` as often as `In which room`
+        out.append(factual_question(replace(fact, wh="where", wh_insitu="where"), context))
     out += _threshold_questions(fact, context)
     return out
+
+
+_NOT_PLACES = {"day", "week", "month", "year", "page", "step", "version", "line", "chapter", "section", "item",
+               "round", "stage", "phase", "grade", "rank", "number", "option", "question", "slide", "minute", "hour",
+               "case", "order", "form", "format", "language", "currency", "way", "category", "class"}
 
 
 _ABOVE = {"longer", "more", "greater", "larger", "higher", "above", "over", "older", "bigger", "heavier"}
