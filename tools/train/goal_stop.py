@@ -33,7 +33,8 @@ class GoalStop:
     every: int = 10
     """Score the goal metric every N optimizer steps (and at the end)."""
     patience: int = 3
-    """Stop after N scores without a gain of at least `min_delta`, once the goal metric has risen above zero:
+    """Stop after N scores without a gain of at least `min_delta` over weights that were kept (none are kept
+    while the guard fails every candidate), once the goal metric has risen above zero:
     a metric still at zero is no plateau, the model has not begun to produce the shape yet (measured: a
     nightly stopped a tiny model after 12 steps at 0.0 while its loss was still falling fast). Nor is a flat
     metric while the validation loss still falls by more than `loss_drop` since the best score and the model
@@ -151,8 +152,11 @@ class GoalStopCallback(TrainerCallback):
             # a fifth of its budget left)
             self.trace.best_step, self._best_loss, self._since_best = step, val_loss, 0
             self._save_best(model)
-        else:
+        elif self.trace.best is not None:
             self._since_best += 1
+        # Before any weights passed the guard there is no best to be patient about: a knowledge run whose suite
+        # regressed at its first three scores (steps 20-60, recall already 30/40) stopped "flat" there and
+        # failed its verdict, while later steps of the same recipe pass the suite again (bench/knowledge_curve).
         if self._best_loss is None:
             self._best_loss = val_loss  # the best score came before the first validation: compare from here
         # A falling loss buys time only while the model stays within its drift allowance: past it, more steps

@@ -158,6 +158,25 @@ def test_the_guard_is_asked_only_of_weights_about_to_be_kept_and_fails_them_by_a
     assert asked[-1] == 6 and callback.trace.curve[-1]["metric"] == 0.0  # so keep_best restores step 3's
 
 
+def test_no_plateau_before_any_weights_pass_the_guard() -> None:
+    # The goal is learned at once, but the regression suite fails the first four checkpoints: nothing has been
+    # kept, so there is nothing to wait on; the fifth passes and patience starts from it.
+    def guard(model, tokenizer) -> dict:
+        return {"suite_regressed": step < 5}
+
+    callback = GoalStopCallback(GoalStop(score=lambda m, t: (0.9, {"goal": 0.9}), patience=3, guard=guard),
+                                tokenizer=None)
+    control = SimpleNamespace(should_training_stop=False)
+    for step in range(1, 5):
+        callback._score(Weights(), step, control, None)
+        assert not control.should_training_stop, step
+    assert callback.trace.best is None
+    for step in range(5, 9):
+        callback._score(Weights(), step, control, None)
+    assert (callback.trace.best, callback.trace.best_step) == (0.9, 5)
+    assert control.should_training_stop and callback.trace.stop_reason.startswith("goal metric flat")
+
+
 def test_without_refresh_a_tie_is_never_checked_and_the_best_stays() -> None:
     asked: list[int] = []
 
