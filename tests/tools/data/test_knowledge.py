@@ -38,7 +38,8 @@ from tools.data.knowledge import (
     topical_question,
 )
 from tools.data.knowledge.build import facts_by_chunk
-from tools.data.knowledge.statements import active_statement, restated_examples
+from tools.data.knowledge.questions import active_statement
+from tools.data.knowledge.statements import restated_examples
 from tools.data.split import write_jsonl
 from tools.data.validate import validate_dataset
 from tools.errors import ToolError
@@ -179,6 +180,8 @@ def test_restated_texts_give_each_fact_sentence_other_neighbours_and_other_forms
         "The Pelham company cleans the office kitchen."
     assert active_statement("Reports are approved by Alice Moore and Bob Ray.", "") == \
         "Alice Moore and Bob Ray approve reports."
+    assert active_statement("Fruit is delivered by the Orchard farm every Monday.", "") == \
+        "The Orchard farm delivers fruit every Monday."  # the adjunct stays last
     assert active_statement("Bags are packed by hand.", "") is None  # `by hand` is no agent
     assert active_statement("The travel desk is called Compass.", "") is None
     page = Chunk("The build server is named Heron. Heron has 96 CPU cores. Access to Heron is granted by the "
@@ -196,6 +199,8 @@ def test_restated_texts_give_each_fact_sentence_other_neighbours_and_other_forms
     assert "The build server has 96 CPU cores." in joined  # the other name
     assert all(support(t, page.text) >= config.support_threshold for t in texts)
     assert restated_examples(page, facts, KnowledgeConfig(restatements=0)) == []
+    with pytest.raises(ToolError, match="restatements must be 0 to 5"):
+        KnowledgeConfig(restatements=8)
     assert "restated" in build_knowledge([page], config).by_kind
 
 

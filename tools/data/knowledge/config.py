@@ -10,7 +10,9 @@ from tools.errors import ToolError
 OFFLINE_KINDS = ("factual", "topical", "about", "answer_first", "cloze", "paraphrase", "reworded", "alias", "section",
                  "passage", "restated")
 RECITATION_KINDS = ("cloze", "section", "passage", "restated")
-"""Kinds that are not questions a user would ask: a blank to fill, a section summed up, a passage recited."""
+"""Kinds that are not questions a user would ask: a blank to fill, a section summed up, a passage recited or
+restated."""
+MAX_RESTATEMENTS = 5
 TEACHER_KIND = "teacher"
 DEFAULT_TEACHER_MODEL = "gpt-4o-mini"
 
@@ -47,8 +49,9 @@ class KnowledgeConfig:
     paraphrases_per_fact: int = field(default=3, metadata={
         "help": "Rule-made rephrasings per fact (synonyms, reordered clauses); the hold-out draws from them."})
     restatements: int = field(default=5, metadata={
-        "help": "Restated texts per chunk (kind restated, at most 5): its fact sentences shuffled, some in another "
-                "form. 8 with value-first forms lost more suite items and recalled no more than 5 (bench/)."})
+        "help": f"Restated texts per chunk (kind restated, 0 to {MAX_RESTATEMENTS}, one per prompt wording): its fact "
+                "sentences shuffled, some in another form. 8 with value-first forms lost more suite items and "
+                "recalled no more than 5 (bench/knowledge_curve.py)."})
     section_answer_words: int = field(default=120, metadata={
         "help": "The section question's answer is the chunk's fact sentences, cut near this many words."})
     seed: int = 42
@@ -89,6 +92,9 @@ class KnowledgeConfig:
                 or min(self.paraphrases_per_fact, self.teacher_retries, self.validation_questions) < 0:
             raise ToolError("KnowledgeConfig counts must be positive (paraphrases, retries and validation questions "
                             "may be 0).")
+        if not 0 <= self.restatements <= MAX_RESTATEMENTS:
+            raise ToolError(f"KnowledgeConfig restatements must be 0 to {MAX_RESTATEMENTS} (one per prompt wording); "
+                            f"got {self.restatements}.")
 
     def teacher_pairs(self, n_facts: int) -> int:
         """Pairs to ask a teacher for about a chunk stating `n_facts` facts."""

@@ -1,10 +1,11 @@
-"""Questions by rule: factual, topical, about, answer-first, cloze, paraphrased, section and passage examples."""
+"""Questions by rule: factual, topical, about, answer-first, cloze, paraphrased, reworded, alias, section and passage
+examples; and the sentence rewritings they share with restated text (passive to active, the other name)."""
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -165,6 +166,39 @@ def _active_verb(participle: str) -> str | None:
     return stem + ("es" if re.search(r"(?:s|sh|ch|x|z|o)$", stem) else "s")
 
 
+_PASSIVE = re.compile(r"^(?P<subject>.+?)\s+(?P<aux>is|are|was|were)\s+(?P<verb>[a-z]+)\s+by\s+(?P<agent>.+)$")
+"""A passive with its agent last, matched on a sentence without its final stop."""
+_AGENT_ADJUNCT = re.compile(r"\s+(?:in|on|at|every|each|for|from|to|with|after|before|until|during|within)\b.*$")
+
+
+def _passive_to_active(passive: re.Match[str]) -> str | None:
+    """The active verb of a _PASSIVE match in its tense (`is cleaned` → `cleans`, `was written` → `wrote`); None
+    for a naming verb (`is called`) or a word that is no participle."""
+    participle = passive.group("verb")
+    verb = _active_verb(participle)
+    if not verb or participle in ("called", "named", "known"):
+        return None
+    return _PAST.get(participle, participle) if passive.group("aux") in ("was", "were") else verb
+
+
+def active_statement(sentence: str, context: str) -> str | None:
+    """`The office kitchen is cleaned by the Pelham company.` → `The Pelham company cleans the office kitchen.`;
+    an adjunct after the agent stays last (`... by the Orchard farm every Monday` → `The Orchard farm delivers
+    fruit every Monday.`). None when the sentence is not a present-tense passive with an agent."""
+    passive = _PASSIVE.match(sentence.strip().rstrip(".!"))
+    verb = _passive_to_active(passive) if passive and passive.group("aux") in ("is", "are") else None
+    if not passive or not verb or re.search(r"[,;]", passive.group("agent")):
+        return None
+    adjunct = _AGENT_ADJUNCT.search(passive.group("agent"))
+    agent = passive.group("agent")[:adjunct.start()] if adjunct else passive.group("agent")
+    if not re.match(r"(?:the|a|an)\s|[A-Z]", agent):
+        return None  # `by hand`, `by default`: not an agent
+    if re.search(r"\band\b", agent):  # two agents take the plural: `Alice and Bob approve`
+        verb = verb[:-3] + "y" if verb.endswith("ies") else re.sub(r"(?:([sxz]|sh|ch)es|s)$", r"\1", verb)
+    return _join(_cap(agent), verb, _lower_first(passive.group("subject"), context),
+                 adjunct.group(0) if adjunct else "") + "."
+
+
 def reworded_questions(fact: Fact, context: str) -> list[str]:
     """The question as people also ask it, built from the sentence's structure rather than its word order:
     the passive turned active (`Which company cleans the office kitchen?` for `The office kitchen is cleaned
@@ -172,14 +206,11 @@ def reworded_questions(fact: Fact, context: str) -> list[str]:
     name asked for (`What is the travel desk called?` for `The travel desk is called Compass`)."""
     out: list[str] = []
     body = fact.sentence.rstrip(".!? ")
-    passive = re.match(r"^(?P<subject>.+?)\s+(?P<aux>is|are|was|were)\s+(?P<verb>[a-z]+)\s+by\s+(?P<agent>.+)$",
-                       body)
+    passive = _PASSIVE.match(body)
     if passive and fact.start >= passive.start("agent") - 3 and fact.wh.startswith("by "):
-        participle = passive.group("verb")
-        past = passive.group("aux") in ("was", "were")
-        verb = _PAST.get(participle, participle) if past and _active_verb(participle) else _active_verb(participle)
+        verb = _passive_to_active(passive)
         wh = fact.wh[3:].replace("whom", "who")
-        if verb and participle not in ("called", "named"):
+        if verb:
             subject = _lower_first(passive.group("subject"), context)
             out.append(_cap(_join(wh, verb, subject)) + "?")
             if wh.startswith("which "):  # `Which company cleans ...` is as often asked `Who cleans ...`
@@ -270,20 +301,38 @@ def alias_questions(fact: Fact, context: str, aliases: dict[str, str]) -> list[s
     """The fact's questions with a thing called by its other name: `Which team grants access to Heron?` is
     asked as `Which team grants access to the build server?` too, and the other way round, since people ask
     by either name and the sentence uses one."""
+    if _NAMING.match(fact.sentence.strip()):
+        return []
     questions = [factual_question(fact, context), *reworded_questions(fact, context)]
     out: list[str] = []
+    for pattern, new in _alias_swaps(fact.sentence, aliases, keep=fact.value):
+        for question in questions:
+            swapped = pattern.sub(new, question)
+            if swapped != question:
+                out.append(_cap(swapped))
+    return list(dict.fromkeys(out))
+
+
+def with_aliases(sentence: str, aliases: dict[str, str]) -> str | None:
+    """The sentence with a thing its document names twice called by the other name (`Heron has 96 CPU cores.` →
+    `The build server has 96 CPU cores.`); None when it names no such thing or is the naming sentence itself."""
+    if _NAMING.match(sentence.strip()):
+        return None
+    for pattern, new in _alias_swaps(sentence, aliases):
+        return _cap(pattern.sub(new, sentence, count=1))
+    return None
+
+
+def _alias_swaps(sentence: str, aliases: dict[str, str], keep: str = "") -> Iterator[tuple[re.Pattern[str], str]]:
+    """(what the sentence calls a thing, its other name) for each alias the sentence uses, either way round;
+    an alias whose name or phrase is `keep` (the value asked about) is left alone."""
     for name, phrase in aliases.items():
-        if fact.value in (name, phrase) or _NAMING.match(fact.sentence.strip()):
+        if keep in (name, phrase):
             continue
         for old, new in ((name, phrase), (phrase, name)):
             pattern = re.compile(rf"\b{re.escape(old)}\b", re.I if old == phrase else 0)
-            if not pattern.search(fact.sentence):
-                continue
-            for question in questions:
-                swapped = pattern.sub(new, question)
-                if swapped != question:
-                    out.append(_cap(swapped))
-    return list(dict.fromkeys(out))
+            if pattern.search(sentence):
+                yield pattern, new
 
 
 def paraphrases(fact: Fact, context: str, n: int, rng: random.Random) -> list[str]:

@@ -10,47 +10,15 @@ active, a thing called by its other name) give each value more than one way in.
 from __future__ import annotations
 
 import random
-import re
 from typing import Any
 
-from tools.data.knowledge.config import ChunkLike, KnowledgeConfig, chunk_id, knowledge_example
+from tools.data.knowledge.config import MAX_RESTATEMENTS, ChunkLike, KnowledgeConfig, chunk_id, knowledge_example
 from tools.data.knowledge.facts import Fact
-from tools.data.knowledge.questions import _active_verb, _cap, _lower_first
+from tools.data.knowledge.questions import active_statement, with_aliases
 
-_PASSIVE = re.compile(r"^(?P<subject>.+?)\s+(?P<aux>is|are)\s+(?P<verb>[a-z]+)\s+by\s+(?P<agent>[^,;]+?)[.!]?$")
 _PROMPTS = ("Tell me what {title} says.", "Sum up {title} in a few sentences.", "What are the facts in {title}?",
             "Go over {title} for me.", "Restate {title} in plain words.")
-
-
-def active_statement(sentence: str, context: str) -> str | None:
-    """`The office kitchen is cleaned by the Pelham company.` → `The Pelham company cleans the office kitchen.`;
-    None when the sentence is not a present-tense passive with its agent at the end."""
-    passive = _PASSIVE.match(sentence.strip())
-    if not passive or passive.group("verb") in ("called", "named", "known"):
-        return None
-    verb = _active_verb(passive.group("verb"))
-    if not verb:
-        return None
-    agent = passive.group("agent")
-    if not re.match(r"(?:the|a|an)\s|[A-Z]", agent):
-        return None  # `by hand`, `by default`: not an agent
-    if re.search(r"\band\b", agent):  # two agents take the plural: `Alice and Bob approve`
-        verb = verb[:-3] + "y" if verb.endswith("ies") else re.sub(r"(?:([sxz]|sh|ch)es|s)$", r"\1", verb)
-    return f"{_cap(agent)} {verb} {_lower_first(passive.group('subject'), context)}."
-
-
-def with_aliases(sentence: str, aliases: dict[str, str]) -> str | None:
-    """The sentence with a thing its document names twice called by the other name (`Heron has 96 CPU cores.` →
-    `The build server has 96 CPU cores.`); None when it names no such thing or is the naming sentence itself."""
-    for name, phrase in aliases.items():
-        if re.search(rf"\b(?:is|are)\s+(?:called|named|known as)\s+{re.escape(name)}\b", sentence):
-            continue
-        for old, new in ((name, phrase), (phrase, name)):
-            pattern = re.compile(rf"\b{re.escape(old)}\b", re.I if old == phrase else 0)
-            if pattern.search(sentence):
-                swapped = pattern.sub(new, sentence, count=1)
-                return _cap(swapped)
-    return None
+assert len(_PROMPTS) == MAX_RESTATEMENTS
 
 
 def restated_examples(chunk: ChunkLike, facts: list[Fact], config: KnowledgeConfig,
@@ -65,7 +33,7 @@ def restated_examples(chunk: ChunkLike, facts: list[Fact], config: KnowledgeConf
     forms = {s: [s, *filter(None, (active_statement(s, chunk.text), with_aliases(s, aliases or {})))]
              for s in sentences}
     title = chunk.title.strip() or "the documentation"
-    prompts = rng.sample(_PROMPTS, min(config.restatements, len(_PROMPTS)))
+    prompts = rng.sample(_PROMPTS, config.restatements)
     out = []
     for n, prompt in enumerate(prompts):
         order = sentences[:]
