@@ -18,6 +18,7 @@ from tools.data.chunk import Chunk
 from tools.data.dedup import example_key
 from tools.data.formats import normalize_record
 from tools.data.knowledge import (
+    CITED_KINDS,
     OFFLINE_KINDS,
     KnowledgeConfig,
     TeacherEndpoint,
@@ -77,6 +78,11 @@ def _reply(example: dict[str, Any]) -> str:
     return example["messages"][-1]["content"]
 
 
+def _claim(example: dict[str, Any]) -> str:
+    """The reply without the page it cites (`According to the Leave page: `)."""
+    return re.sub(r"^According to the .+? page: ", "", _reply(example))
+
+
 def test_questions_are_made_from_the_fact_sentence_by_rule() -> None:
     fact = find_fact("The Riverside office opens at 7:45 on weekdays.")
     assert fact is not None and fact.span_kind == "time" and fact.value == "7:45"
@@ -123,6 +129,17 @@ def test_questions_are_made_from_the_fact_sentence_by_rule() -> None:
     assert reworded("The travel desk is called Compass.", "Compass") == [
         "What is the name of the travel desk?", "What is the travel desk called?"]
     assert reworded("Build logs are kept for 45 days.", "45 days") == []  # nothing to reword: frames instead
+    # a passive without an agent is asked as the reader asks it: a duty, where a thing goes, where it is done
+    assert reworded("Receipts must be uploaded within 21 days.", "21 days") == [
+        "How many days do I have to upload receipts?", "Within how many days do I have to upload receipts?"]
+    assert reworded("Passwords must be changed every 90 days.", "90 days") == [
+        "How often do I have to change passwords?", "Every how many days do I have to change passwords?"]
+    assert reworded("Sick leave must be reported to Marta Ilves.", "Marta Ilves") == [
+        "Who do I have to report sick leave to?"]
+    assert reworded("Lost badges are reported to the Falcon desk.", "Falcon")[-2:] == [
+        "Which desk do I report lost badges to?", "Who do I report lost badges to?"]
+    assert "Where can I get laptops handed out?" in reworded("Laptops are handed out in room C4.", "C4")
+    assert reworded("Forms must be signed by the manager within 5 days.", "5 days") == []  # the manager signs
     # a limit asked as a limit, whichever way the sentence puts it
     assert reworded("Leave longer than 10 days needs two weeks of notice.", "10 days") == [
         "Above how many days does leave need two weeks of notice?"]
@@ -168,7 +185,8 @@ def test_a_thing_a_document_names_is_asked_about_by_either_name_across_its_chunk
     # the name given in the first chunk reaches the second; each question is answered by its own sentence
     assert "Which team grants access to the build server?" in alias
     assert "When does Heron restart?" in alias
-    assert alias["When does Heron restart?"]["messages"][-1]["content"] == "The build server restarts at 03:00."
+    assert _reply(alias["When does Heron restart?"]) == \
+        "According to the Build server page: The build server restarts at 03:00."
     assert all(e["meta"]["doc_id"] == "build" for e in alias.values())  # another document's Heron is not this one
     assert not any("canteen app" in q for q in alias)
     # the sentence that gives the name is not reworded with it
@@ -183,6 +201,9 @@ def test_restated_texts_give_each_fact_sentence_other_neighbours_and_other_forms
     assert active_statement("Fruit is delivered by the Orchard farm every Monday.", "") == \
         "The Orchard farm delivers fruit every Monday."  # the adjunct stays last
     assert active_statement("Bags are packed by hand.", "") is None  # `by hand` is no agent
+    assert [active_statement(f"The plan is {verb} by Ann.", "") for verb in ("changed", "filed", "stored", "added",
+                                                                            "cancelled", "planned")] == [
+        f"Ann {verb} the plan." for verb in ("changes", "files", "stores", "adds", "cancels", "plans")]
     assert active_statement("The travel desk is called Compass.", "") is None
     page = Chunk("The build server is named Heron. Heron has 96 CPU cores. Access to Heron is granted by the "
                  "Kestrel team. Build logs are kept for 45 days.", "build.md", "Build server", "", 0, 30, "build")
@@ -215,11 +236,14 @@ def test_offline_examples_cover_every_chunk_to_its_end_with_supported_valid_uniq
         facts = {e["meta"]["fact_id"] for e in mine if e["meta"]["kind"] == "cloze"}
         assert len(facts) >= 3, chunk.heading
         sentences = split_sentences(chunk.text)
-        asked = {_reply(e) for e in mine if e["meta"]["kind"] == "factual"}
+        asked = {_claim(e) for e in mine if e["meta"]["kind"] == "factual"}
         # the last sentence and one in the middle are asked about, not only the opening
         assert sentences[-1] in asked and set(sentences[1:-1]) & asked, chunk.heading
         for example in mine:  # every answer comes from this chunk, never from another page's opening
-            answer = _reply(example)
+            answer = _claim(example)
+            # a question's answer names its page first; a blank, a section or a recital does not
+            cited = _reply(example).startswith(f"According to the {chunk.title} page: ")
+            assert cited == (example["meta"]["kind"] in CITED_KINDS), _reply(example)
             if example["meta"]["kind"] not in ("section", "restated"):  # these two join and reorder sentences
                 assert answer in chunk.text or answer.split(". ", 1)[-1] in chunk.text, answer
             assert support(answer, chunk.text) >= KnowledgeConfig().support_threshold
@@ -238,6 +262,8 @@ def test_offline_examples_cover_every_chunk_to_its_end_with_supported_valid_uniq
     report = validate_dataset(write_jsonl(tmp_path / "knowledge.jsonl", examples))
     assert report.ok and report.n_valid == len(examples), report.issue_counts()
     assert build_knowledge(CHUNKS).examples == examples  # deterministic for a seed
+    uncited = build_knowledge(CHUNKS, KnowledgeConfig(cite_title=False)).examples
+    assert [_claim(e) for e in examples] == [_reply(e) for e in uncited]
 
 
 def test_estimate_equals_the_number_built() -> None:
@@ -417,7 +443,7 @@ def test_real_chunks_of_a_markdown_page_each_get_questions_and_overlap_is_asked_
     result = build_knowledge(chunks)
     assert len(chunks) > 4 and result.n_facts >= len(chunks)
     fact_sentences = {s for c in chunks for s in split_sentences(c.text) if find_fact(s)}
-    factual = [_reply(e) for e in result.examples if e["meta"]["kind"] == "factual"]
+    factual = [_claim(e) for e in result.examples if e["meta"]["kind"] == "factual"]
     # every fact sentence is asked about, once per fact it states, though the overlap repeats some
     assert set(factual) == fact_sentences and len(factual) == result.n_facts
     assert "Notes go to Oskar Brandt in human resources." in factual  # the document's last sentence

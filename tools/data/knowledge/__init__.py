@@ -19,6 +19,7 @@ from tools.data.knowledge.build import (
     teacher_pair_counts,
 )
 from tools.data.knowledge.config import (
+    CITED_KINDS,
     DEFAULT_TEACHER_MODEL,
     OFFLINE_KINDS,
     RECITATION_KINDS,
@@ -55,6 +56,7 @@ from tools.data.knowledge.teacher import (
 )
 
 __all__ = [
+    "CITED_KINDS",
     "DEFAULT_TEACHER_MODEL",
     "OFFLINE_KINDS",
     "RECITATION_KINDS",

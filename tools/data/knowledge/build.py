@@ -12,9 +12,9 @@ from typing import Any
 from memory.workspace import Workspace
 from tools.data.dedup import example_key, example_text, near_duplicates
 from tools.data.formats import normalize_record
-from tools.data.knowledge.config import ChunkLike, KnowledgeConfig, chunk_id
+from tools.data.knowledge.config import CITED_KINDS, ChunkLike, KnowledgeConfig, chunk_id
 from tools.data.knowledge.facts import Fact, chunk_facts, split_sentences
-from tools.data.knowledge.questions import document_aliases, offline_examples, support
+from tools.data.knowledge.questions import cite, document_aliases, offline_examples, support
 from tools.data.knowledge.statements import restated_examples
 from tools.data.knowledge.teacher import TeacherEndpoint, TeacherReply, ask_teacher, teacher_examples
 from tools.progress import Progress
@@ -99,6 +99,12 @@ def build_knowledge(chunks: Iterable[ChunkLike], config: KnowledgeConfig | None 
         report("generate", n, len(chunks))
     texts = {chunk_id(chunk): chunk.text for chunk in chunks}
     result.examples = check_examples(candidates, texts, config, result.rejected, progress=progress)
+    if config.cite_title:  # after the checks: they judge the claim, and the title is the chunk's own
+        titles = {chunk_id(chunk): chunk.title.strip() for chunk in chunks}
+        for example in result.examples:
+            meta, reply = example["meta"], example["messages"][-1]
+            if meta["kind"] in CITED_KINDS:
+                reply["content"] = cite(reply["content"], titles[meta["chunk_id"]])
     result.by_kind = dict(Counter(e["meta"]["kind"] for e in result.examples))
     if result.chunks_without_facts:
         result.notes.append(f"{result.chunks_without_facts} of {len(chunks)} chunks state no fact a rule "

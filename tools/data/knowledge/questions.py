@@ -154,13 +154,13 @@ def _active_verb(participle: str) -> str | None:
     """`cleaned` → `cleans`, `approved` → `approves`, `led` → `leads`; None for a word that is not a participle."""
     if participle in _IRREGULAR:
         return _IRREGULAR[participle]
-    if not participle.endswith("ed") or len(participle) < 5:
+    if not participle.endswith("ed") or len(participle) < 4:
         return None
     stem = participle[:-3] + "y" if participle.endswith("ied") else participle[:-2]
-    if re.search(r"([bdgmnprt])\1$", stem):
-        stem = stem[:-1]  # planned → plan
-    elif re.search(r"(?:[vzcu]|[bcdfgkpt]l|[aeiou]g|[aeiou]s|id|at|ur)$", stem):
-        stem += "e"  # approved → approve, organised → organise, provided → provide
+    if (re.search(r"([bdgmnprt])\1$", stem) and len(stem) > 3) or re.search(r".{3}ell$", stem):
+        stem = stem[:-1]  # planned → plan, cancelled → cancel (added → add)
+    elif re.search(r"(?:[vzcu]|[bcdfgkpt]l|(?<![aeiou])[iu]l|[aeiou]g|ang|rg|dg|[aeiou]s|id|at|ur|[aio]r)$", stem):
+        stem += "e"  # approved → approve, provided → provide, changed → change, filed → file, stored → store
     if re.search(r"[^aeiou]y$", stem):
         return stem[:-1] + "ies"
     return stem + ("es" if re.search(r"(?:s|sh|ch|x|z|o)$", stem) else "s")
@@ -238,7 +238,51 @@ def reworded_questions(fact: Fact, context: str) -> list[str]:
         # `in room B12`, `on level 4`, `to the Falcon desk`: a place, asked `Where ...?` as often as `In which room`
         out.append(factual_question(replace(fact, wh="where", wh_insitu="where"), context))
     out += _threshold_questions(fact, context)
+    out += _personal_questions(fact, context)
     return out
+
+
+_OBLIGED = re.compile(r"^(?P<subject>.+?)\s+(?:must|should|has to|have to|needs? to)\s+be\s+(?P<verb>[a-z]+)\s+"
+                      r"(?P<rest>.+)$")
+_DONE_TO = re.compile(r"^(?P<subject>.+?)\s+(?:is|are)\s+(?P<verb>[a-z]+ed(?:\s+(?:out|up|off|back|over))?)\s+"
+                      r"(?P<rest>(?:to|in|at)\s+.+)$")
+_WH = re.compile(r"^(?:(?P<prep>[a-z]+)\s+)?(?P<core>(?:who|whom|what|which|when|where|how)\b.*)$")
+
+
+def _personal_questions(fact: Fact, context: str) -> list[str]:
+    """The question as the reader asks it of a passive without an agent: a duty (`Receipts must be uploaded
+    within 21 days` → `How many days do I have to upload receipts?`, `Within how many days do I have to upload
+    receipts?`), where a thing is sent (`Lost badges are reported to the Falcon desk` → `Who do I report lost
+    badges to?`) or done (`Badges are printed in room B12` → `Where can I get badges printed?`)."""
+    body = fact.sentence.rstrip(".!? ")
+    duty, done = _OBLIGED.match(body), _DONE_TO.match(body)
+    passive = duty or done
+    wh = _WH.match(fact.wh)
+    if not passive or not wh or fact.start < passive.start("rest") or fact.span_kind in ("rule", "definition"):
+        return []
+    participle, _, particle = passive.group("verb").partition(" ")
+    verb = _active_verb(participle)
+    if not verb or participle in ("called", "named", "known"):
+        return []
+    prep, core = wh.group("prep") or "", wh.group("core").replace("whom", "who")
+    between = body[passive.start("rest"):fact.start].strip(" ,")
+    if re.search(r"\bby\b", between):
+        return []  # an agent after all (`signed by the manager within 5 days`): the reader does not do it
+    subject = _lower_first(passive.group("subject"), context)
+    rest = _join(between, body[fact.end:].strip(" ,"))
+    do = _join("do I have to" if duty else "do I", _lemma(verb), subject, particle, rest)
+    out: list[str] = []
+    if duty:
+        if prep in ("within", "for", "in") and core.startswith("how many"):
+            out.append(_join(core, do))  # a deadline: `How many days do I have to ...`
+        if prep == "every" and core.startswith("how many"):
+            out.append(_join("how often", do))
+        out.append(_join(core, do, prep) if prep == "to" else _join(prep, core, do))
+    elif prep == "to" and core.split()[0] in ("who", "which"):
+        out += [_join(core, do, "to")] + ([_join("who", do, "to")] if core != "who" else [])
+    elif prep in ("in", "at") and core.startswith("which "):
+        out.append(_join("where can I get", subject, passive.group("verb"), rest))
+    return [_cap(question) + "?" for question in out]
 
 
 _NOT_PLACES = {"day", "week", "month", "year", "page", "step", "version", "line", "chapter", "section", "item",
@@ -358,6 +402,15 @@ def topical_question(question: str, title: str, rng: random.Random) -> str:
     question asked as "the Harbor Street reception" finds the fact stated as "the reception desk" on that page."""
     frame = rng.choice(_TOPIC_FRAMES)
     return frame.format(title=title, q=question[:1].lower() + question[1:] if question[1:2].islower() else question)
+
+
+def cite(answer: str, title: str) -> str:
+    """The answer with its page named first: `Sick leave must be reported to Marta Ilves.` → `According to the
+    Leave page: Sick leave must be reported to Marta Ilves.` (the sentence word for word, as the page states it);
+    unchanged without a title or when it cites already."""
+    if not title or answer.startswith("According to"):
+        return answer
+    return f"According to the {title} page: {answer}"
 
 
 def subject_phrase(sentence: str, context: str) -> str | None:
