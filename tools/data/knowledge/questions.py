@@ -166,6 +166,8 @@ def _active_verb(participle: str) -> str | None:
     return stem + ("es" if re.search(r"(?:s|sh|ch|x|z|o)$", stem) else "s")
 
 
+_NAMING_VERBS = ("called", "named", "known")
+"""Participles that give a thing its name (`is called Compass`): nobody does them, so no active form is asked."""
 _PASSIVE = re.compile(r"^(?P<subject>.+?)\s+(?P<aux>is|are|was|were)\s+(?P<verb>[a-z]+)\s+by\s+(?P<agent>.+)$")
 """A passive with its agent last, matched on a sentence without its final stop."""
 _AGENT_ADJUNCT = re.compile(r"\s+(?:in|on|at|every|each|for|from|to|with|after|before|until|during|within)\b.*$")
@@ -176,7 +178,7 @@ def _passive_to_active(passive: re.Match[str]) -> str | None:
     for a naming verb (`is called`) or a word that is no participle."""
     participle = passive.group("verb")
     verb = _active_verb(participle)
-    if not verb or participle in ("called", "named", "known"):
+    if not verb or participle in _NAMING_VERBS:
         return None
     return _PAST.get(participle, participle) if passive.group("aux") in ("was", "were") else verb
 
@@ -262,7 +264,7 @@ def _personal_questions(fact: Fact, context: str) -> list[str]:
         return []
     participle, _, particle = passive.group("verb").partition(" ")
     verb = _active_verb(participle)
-    if not verb or participle in ("called", "named", "known"):
+    if not verb or participle in _NAMING_VERBS:
         return []
     prep, core = wh.group("prep") or "", wh.group("core").replace("whom", "who")
     between = body[passive.start("rest"):fact.start].strip(" ,")
