@@ -39,7 +39,7 @@ from tools.data.knowledge import (
     topical_question,
 )
 from tools.data.knowledge.build import facts_by_chunk
-from tools.data.knowledge.questions import active_statement
+from tools.data.knowledge.questions import active_statement, cite
 from tools.data.knowledge.statements import restated_examples
 from tools.data.split import write_jsonl
 from tools.data.validate import validate_dataset
@@ -263,6 +263,10 @@ def test_offline_examples_cover_every_chunk_to_its_end_with_supported_valid_uniq
     assert report.ok and report.n_valid == len(examples), report.issue_counts()
     assert build_knowledge(CHUNKS).examples == examples  # deterministic for a seed
     uncited = build_knowledge(CHUNKS, KnowledgeConfig(cite_title=False)).examples
+    # a sentence that opens with another source is still given its page, and citing twice changes nothing
+    assert cite("According to the law, badges are personal.", "Security") == \
+        "According to the Security page: According to the law, badges are personal."
+    assert cite(cite("Badges are personal.", "Security"), "Security") == cite("Badges are personal.", "Security")
     assert [_claim(e) for e in examples] == [_reply(e) for e in uncited]
 
 

@@ -409,8 +409,8 @@ def topical_question(question: str, title: str, rng: random.Random) -> str:
 def cite(answer: str, title: str) -> str:
     """The answer with its page named first: `Sick leave must be reported to Marta Ilves.` → `According to the
     Leave page: Sick leave must be reported to Marta Ilves.` (the sentence word for word, as the page states it);
-    unchanged without a title or when it cites already."""
-    if not title or answer.startswith("According to"):
+    unchanged without a title or when it names this page already."""
+    if not title or answer.startswith(f"According to the {title} page: "):
         return answer
     return f"According to the {title} page: {answer}"
 
