@@ -106,6 +106,18 @@ def test_a_perfect_sample_stops_training_once_the_validation_loss_no_longer_fall
     assert control.should_training_stop
 
 
+def test_a_perfect_sample_is_not_met_at_the_first_validation_loss() -> None:
+    callback = GoalStopCallback(GoalStop(score=lambda m, t: 1.0, patience=3), tokenizer=None)
+    control = SimpleNamespace(should_training_stop=False)
+    callback._score(Weights(), 17, control, None)  # scored before any validation
+    callback._score(Weights(), 34, control, 0.31)  # the first loss: nothing to tell whether it still falls
+    assert not control.should_training_stop
+    callback._score(Weights(), 51, control, 0.1)  # still falling
+    assert not control.should_training_stop
+    callback._score(Weights(), 68, control, 0.099)  # flat: met
+    assert control.should_training_stop and callback.trace.stop_reason == "goal met on the validation sample"
+
+
 def test_a_falling_loss_buys_no_time_once_the_model_drifted_past_its_allowance() -> None:
     # The metric peaks at step 1; later checkpoints learn more (the loss falls) but are scored down for drift.
     scores = iter([(0.9, {"goal": 0.9, "penalty": 0.0})] + [(-0.2, {"goal": 1.0, "penalty": 1.2})] * 3)
