@@ -7,7 +7,8 @@ knowledge recipe (lr 1e-3, r 16, alpha 32, packed rows of 1024 tokens). Every --
   recall: the 40 bench questions (facts past each page's opening, in the bench's own wordings) answered
           greedily by the weights in training, counted as evals.knowledge.knowledge_recall counts them;
   suite:  the regression suite answered as the verdict answers it, items lost and gained against the base, and
-          whether the verdict's pass-rate rule would fail these weights.
+          whether the verdict's pass-rate rule would fail these weights (a greedy drop checked again on
+          the changed items' sampled answers, as the verdict checks it).
 
 The pipeline's run adds a sweep trial, a goal metric and its stop; this isolates the data and the recipe, so a
 change to either is measured in about 15 minutes instead of a whole run.
@@ -33,7 +34,14 @@ sys.path.insert(0, str(REPO))
 
 from bench.knowledge_recall import score as recall_of  # noqa: E402
 from evals.generate import LoadedModel, generate_replies, stop_token_ids  # noqa: E402
-from evals.regression import load_suite, lost_and_gained, pass_rate_regressed, suite_passes  # noqa: E402
+from evals.regression import (  # noqa: E402
+    load_suite,
+    lost_and_gained,
+    pass_rate_regressed,
+    resampled_regressed,
+    sampled_passes,
+    suite_passes,
+)
 from tests.support.fake_upstream import FakeUpstream  # noqa: E402
 from tests.support.handbook import PAGES, handbook_teacher, seen_in_training, write_pages  # noqa: E402
 from tools import data as datasets  # noqa: E402
@@ -79,6 +87,7 @@ def scorer(questions: list[dict], base_dir: Path) -> Any:
     suite = load_suite()
     # The base answers once, before training, from its own folder: full fine-tuning has no adapter to switch off.
     base = suite_passes(base_dir, suite)
+    sampled: dict[str, int] = {}  # the base's sampled pass counts, per item checked again
 
     def score(model: Any, tokenizer: Any) -> tuple[float, dict[str, Any]]:
         loaded = LoadedModel(model, tokenizer, "in-training", "in-training", stop_token_ids(tokenizer))
@@ -86,9 +95,15 @@ def scorer(questions: list[dict], base_dir: Path) -> Any:
         replies = generate_replies(loaded, [q["messages"][:1] for q in questions], max_new_tokens=64,
                                    batch_size=20)
         recall = recall_of(replies, questions)
-        regressed = pass_rate_regressed(len(lost), len(gained), len(suite))
+        greedy = regressed = pass_rate_regressed(len(lost), len(gained), len(suite))
+        if greedy:  # checked again on the changed items' sampled answers, as the verdict does
+            changed = [item for item in suite if item.id in set(lost + gained)]
+            sampled.update(sampled_passes(base_dir, [i for i in changed if i.id not in sampled]))
+            regressed = resampled_regressed({i.id: sampled[i.id] for i in changed},
+                                            sampled_passes(loaded, changed), len(suite))
+        verdict = "REGRESSED" if regressed else "ok (resampled)" if greedy else "ok"
         print(f"  recall {recall:>2}/{len(questions)}  suite lost {len(lost)} gained {len(gained)} "
-              f"{'REGRESSED' if regressed else 'ok':9s}  lost: {', '.join(lost) or '-'}", flush=True)
+              f"{verdict:14s}  lost: {', '.join(lost) or '-'}", flush=True)
         return recall / len(questions), {"recall": recall, "suite_lost": len(lost), "suite_gained": len(gained),
                                          "suite_regressed": regressed}
 

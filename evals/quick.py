@@ -9,11 +9,14 @@ from typing import Any
 
 from evals.generate import LoadedModel, generate_replies, generate_token_ids, stop_token_ids
 from evals.regression import (
+    RESAMPLES,
     SIGN_TEST_ALPHA,
     load_suite,
     lost_and_gained,
     pass_rate_regressed,
     reference_nll,
+    resampled_regressed,
+    sampled_passes,
     suite_passes,
 )
 from evals.style import style_profile
@@ -108,11 +111,12 @@ def suite_guard(*, threshold: float, alpha: float = SIGN_TEST_ALPHA, max_new_tok
     batch), the base's once with the adapter switched off, and judged by the verdict's own rule: the verdict
     then decodes the merged weights, and in two knowledge runs its items lost and gained matched the guard's
     exactly. A whole-suite generation costs about six training steps, so it is asked only of weights about to
-    be kept. A model without an adapter to switch off has no base in memory to compare with: nothing is
-    checked.
+    be kept. A drop the rule flags is checked again as the verdict checks it, on the changed items' sampled
+    answers (the base's counted once per item). A model without an adapter to switch off has no base in
+    memory to compare with: nothing is checked.
     """
     suite = load_suite()
-    memo: dict[str, Any] = {"base": None}
+    memo: dict[str, Any] = {"base": None, "sampled": {}}
 
     def guard(model: Any, tokenizer: Any) -> dict[str, Any]:
         if not hasattr(model, "disable_adapter"):
@@ -124,10 +128,24 @@ def suite_guard(*, threshold: float, alpha: float = SIGN_TEST_ALPHA, max_new_tok
                 with model.disable_adapter():
                     memo["base"] = suite_passes(loaded, suite, max_new_tokens=max_new_tokens, batch_size=batch_size)
             tuned = suite_passes(loaded, suite, max_new_tokens=max_new_tokens, batch_size=batch_size)
+            lost, gained = lost_and_gained(suite, memo["base"], tuned)
+            details = {"suite_pass": round(sum(tuned) / len(suite), 4), "suite_lost": len(lost),
+                       "suite_gained": len(gained)}
+            regressed = pass_rate_regressed(len(lost), len(gained), len(suite), threshold, alpha)
+            if regressed:  # checked again as the verdict checks it: on the changed items' sampled answers
+                changed = [item for item in suite if item.id in set(lost + gained)]
+                missing = [item for item in changed if item.id not in memo["sampled"]]
+                with model.disable_adapter():
+                    memo["sampled"].update(sampled_passes(loaded, missing, max_new_tokens=max_new_tokens,
+                                                          batch_size=batch_size))
+                base_counts = {item.id: memo["sampled"][item.id] for item in changed}
+                tuned_counts = sampled_passes(loaded, changed, max_new_tokens=max_new_tokens, batch_size=batch_size)
+                regressed = resampled_regressed(base_counts, tuned_counts, len(suite), threshold=threshold,
+                                                alpha=alpha)
+                details["suite_resampled_drop"] = round(
+                    sum(base_counts[i] - tuned_counts[i] for i in base_counts) / (RESAMPLES * len(suite)), 4)
         finally:
             tokenizer.padding_side = side
-        lost, gained = (len(ids) for ids in lost_and_gained(suite, memo["base"], tuned))
-        return {"suite_pass": round(sum(tuned) / len(suite), 4), "suite_lost": lost, "suite_gained": gained,
-                "suite_regressed": pass_rate_regressed(lost, gained, len(suite), threshold, alpha)}
+        return {**details, "suite_regressed": regressed}
 
     return guard

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evals.generate import generate_replies, load_for_eval
+from evals.generate import generate_replies, generate_token_ids, load_for_eval
 from evals.metrics import target_losses
 from tools.errors import ToolError
 
@@ -65,6 +65,10 @@ class RegressionComparison:
     lost: list[str]
     """Items the base passed and the tuned model fails."""
     gained: list[str]
+    notes: list[str] = field(default_factory=list)
+    """What was checked and let through (a greedy drop the sampled answers did not confirm)."""
+    resampled: dict[str, Any] | None = None
+    """Sampled pass counts of the changed items, base and tuned, when a greedy drop was checked again."""
 
     @property
     def pass_rate_drop(self) -> float:
@@ -204,8 +208,45 @@ def pass_rate_regressed(lost: int, gained: int, n_items: int, threshold: float =
     return (lost - gained) / max(n_items, 1) > threshold and sign_test_p(lost, gained) < alpha
 
 
+RESAMPLES = 8
+"""Sampled answers per changed item when a greedy pass-rate drop is checked again."""
+RESAMPLE_TEMPERATURE = 0.7
+
+
+def sampled_passes(model: Any, items: list[SuiteItem], *, samples: int = RESAMPLES,
+                   temperature: float = RESAMPLE_TEMPERATURE, max_new_tokens: int = 64, batch_size: int = 32,
+                   seed: int = 0) -> dict[str, int]:
+    """How many of `samples` sampled answers to each item pass its check (seeded, so repeatable): an item's
+    pass rate as a share, which moves smoothly with the weights where a single greedy answer flips."""
+    if not items:
+        return {}
+    loaded = load_for_eval(model)
+    prompts = [item.messages for item in items for _ in range(samples)]
+    ids = generate_token_ids(loaded, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                             temperature=temperature, seed=seed)
+    outputs = [loaded.tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
+    return {item.id: sum(check_output(item, out) for out in outputs[n * samples:(n + 1) * samples])
+            for n, item in enumerate(items)}
+
+
+def resampled_regressed(base: dict[str, int], tuned: dict[str, int], n_items: int, *, samples: int = RESAMPLES,
+                        threshold: float = 0.1, alpha: float = SIGN_TEST_ALPHA) -> bool:
+    """The pass-rate rule on sampled pass counts of the items whose greedy answer changed: the summed fall of
+    their pass shares, over the whole suite, is above `threshold`, and more of them fell than rose beyond
+    chance (sign test p < `alpha`). Items whose greedy answer did not change count as unchanged."""
+    fell = sum(base[i] > tuned[i] for i in base)
+    rose = sum(tuned[i] > base[i] for i in base)
+    drop = sum(base[i] - tuned[i] for i in base) / (samples * max(n_items, 1))
+    return drop > threshold and sign_test_p(fell, rose) < alpha
+
+
+Resample = Callable[[list[str]], "tuple[dict[str, int], dict[str, int]]"]
+"""Item ids → sampled pass counts of base and tuned for those items (see `sampled_passes`)."""
+
+
 def compare(base: RegressionScores, tuned: RegressionScores, threshold: float = 0.1,
-            nll_threshold: float = 0.5, alpha: float = SIGN_TEST_ALPHA) -> RegressionComparison:
+            nll_threshold: float = 0.5, alpha: float = SIGN_TEST_ALPHA,
+            resample: Resample | None = None) -> RegressionComparison:
     """Flag a regression when the tuned pass rate drops by more than `threshold` and the items lost outnumber
     those gained beyond chance (sign test p < `alpha`), or its reference NLL rises by more than
     `nll_threshold` nats per token (a damaged model shows the second even at 0% pass).
@@ -214,6 +255,11 @@ def compare(base: RegressionScores, tuned: RegressionScores, threshold: float = 
     steps in, which had learned nothing of its task (reference NLL -0.06), lost 4 of the 36 items and gained
     1 (8 points; p = 0.19), while one that had turned numeric answers into its facts ("24 hours in a week")
     lost 8 and gained 1 (p = 0.02). The drop alone cannot tell the two apart; the pairing can.
+
+    Nor can one greedy answer per item: 17 steps of LoRA on nothing but the base's own replies lost 6 items
+    and gained 0, whether the replies were greedy or sampled, for the base passes several items only
+    narrowly (`bench/suite_fragility.py`). With `resample`, a greedy drop that the rule flags is checked
+    again on the changed items' sampled pass counts (`resampled_regressed`), and stands only if they fall too.
     """
     base_pass = {r["id"]: r["passed"] for r in base.items}
     tuned_pass = {r["id"]: r["passed"] for r in tuned.items}
@@ -225,9 +271,22 @@ def compare(base: RegressionScores, tuned: RegressionScores, threshold: float = 
                                   lost, gained)
     p_value = sign_test_p(len(lost), len(gained))
     if pass_rate_regressed(len(lost), len(gained), len(base_pass), threshold, alpha):
-        result.reasons.append(f"general pass rate fell from {base.pass_rate:.0%} to {tuned.pass_rate:.0%} "
-                              f"(more than the {threshold:.0%} allowed; lost {len(lost)} items, gained "
-                              f"{len(gained)}, sign test p = {p_value:.2f}; lost: {', '.join(lost)})")
+        greedy = (f"general pass rate fell from {base.pass_rate:.0%} to {tuned.pass_rate:.0%} "
+                  f"(more than the {threshold:.0%} allowed; lost {len(lost)} items, gained "
+                  f"{len(gained)}, sign test p = {p_value:.2f}; lost: {', '.join(lost)})")
+        if resample is None:
+            result.reasons.append(greedy)
+        else:
+            base_counts, tuned_counts = resample(lost + gained)
+            result.resampled = {"samples": RESAMPLES, "base": base_counts, "tuned": tuned_counts}
+            shares = ", ".join(f"{i} {base_counts[i]}→{tuned_counts[i]}" for i in lost + gained)
+            if resampled_regressed(base_counts, tuned_counts, len(base_pass), threshold=threshold, alpha=alpha):
+                result.reasons.append(f"{greedy}; sampled {RESAMPLES} times, the changed items passed "
+                                      f"{shares} of {RESAMPLES}")
+            else:
+                result.notes.append(f"greedy answers lost {len(lost)} items and gained {len(gained)}, but "
+                                    f"sampled {RESAMPLES} times the changed items passed {shares} of "
+                                    f"{RESAMPLES}: within the {threshold:.0%} allowed")
     if result.nll_increase > nll_threshold:
         result.reasons.append(f"reference NLL on general prompts rose from {base.mean_nll:.2f} to "
                               f"{tuned.mean_nll:.2f} nats/token (more than +{nll_threshold:g} allowed): "

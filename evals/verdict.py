@@ -23,7 +23,7 @@ from evals.metrics import (
     target_losses,
     token_f1,
 )
-from evals.regression import RegressionComparison, compare, run_regression
+from evals.regression import RegressionComparison, compare, load_suite, run_regression, sampled_passes
 from evals.style import StyleProfile, style_profile
 from tools.errors import ToolError
 from tools.models import is_adapter_dir
@@ -225,6 +225,7 @@ def judge_outputs(
             reasons.append(f"No general regression (suite pass rate {regression.pass_rate_base:.0%} → "
                            f"{regression.pass_rate_tuned:.0%}, reference NLL {regression.nll_base:.2f} → "
                            f"{regression.nll_tuned:.2f}).")
+        reasons.extend(f"Regression suite: {note}." for note in regression.notes)
     tuned_rates = profile.pass_rate(tuned_outputs)
     required = required_checks(profile, tuned_rates, objective, criteria)
     for name in required["failed"]:
@@ -299,8 +300,14 @@ def run_evaluation(
         del loaded
         gc.collect()
     (base_out, base_loss, base_suite), (tuned_out, tuned_loss, tuned_suite) = runs["base"], runs["tuned"]
-    comparison = compare(base_suite, tuned_suite, criteria.regression_threshold, criteria.nll_threshold) \
-        if base_suite and tuned_suite else None
+    def resample(ids: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+        items = [item for item in load_suite() if item.id in set(ids)]
+        return tuple(sampled_passes(spec, items, batch_size=criteria.batch_size,  # type: ignore[return-value]
+                                    max_new_tokens=criteria.suite_max_new_tokens)
+                     for spec in (Path(base_dir), tuned_spec))
+
+    comparison = compare(base_suite, tuned_suite, criteria.regression_threshold, criteria.nll_threshold,
+                         resample=resample) if base_suite and tuned_suite else None
     result = judge_outputs(holdout_examples, base_out, tuned_out, train_targets, objective, criteria,
                            base_losses=base_loss, tuned_losses=tuned_loss, regression=comparison)
     if comparison is not None:

@@ -49,5 +49,9 @@ def test_suite_guard_answers_the_suite_as_the_verdict_does(tiny_model_dir) -> No
     checked = suite_guard(threshold=0.1)(model, tokenizer)
     assert (checked["suite_lost"], checked["suite_gained"], checked["suite_regressed"]) == (0, 0, False)
     assert checked["suite_pass"] == pytest.approx(run_regression(tiny_model_dir).pass_rate, abs=1e-4)
+    # A drop the rule flags (forced here by a rule that flags anything) is checked again on sampled answers:
+    # weights equal to the base's answer the same samples, so the sampled pass rate did not fall at all.
+    resampled = suite_guard(threshold=-1.0, alpha=1.01)(model, tokenizer)
+    assert resampled["suite_resampled_drop"] == 0.0
     # A model without an adapter has no base in memory and is not checked.
     assert suite_guard(threshold=0.1)(load_model(tiny_model_dir), tokenizer) == {}
