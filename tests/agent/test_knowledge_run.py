@@ -40,10 +40,13 @@ def test_a_knowledge_goal_trains_on_every_fact_and_is_judged_by_recall(tmp_path,
     assert {Path(ex["meta"]["source"]).name for ex in holdout} == set(PAGES)
     asked = {ex["messages"][0]["content"] for ex in holdout}
     assert not asked & {ex["messages"][0]["content"] for ex in train + val}
-    # Validation takes spare rephrasings: a fact checked there still trains under the same kind of question.
-    assert val and all(ex["meta"]["kind"] == "paraphrase" for ex in val)
+    # Validation asks reworded questions its facts never train on in that kind (they still train in others),
+    # or, for facts without one, spare rephrasings of a kind they keep.
+    assert val and {ex["meta"]["kind"] for ex in val} <= {"reworded", "paraphrase"}
     for ex in val:
-        assert any(t["meta"]["fact_id"] == ex["meta"]["fact_id"] and t["meta"]["kind"] == "paraphrase" for t in train)
+        kinds = {t["meta"]["kind"] for t in train if t["meta"]["fact_id"] == ex["meta"]["fact_id"]}
+        assert ("reworded" not in kinds) if ex["meta"]["kind"] == "reworded" else ("paraphrase" in kinds), kinds
+        assert kinds & {"factual", "paraphrase"}, kinds
     # Facts after each page's opening are trained on, not only the first sentence.
     answers = " ".join(ex["messages"][-1]["content"] for ex in train)
     for fact in ("18:30", "4 euros", "31 March", "PL-2", "02:10", "90 days"):

@@ -296,11 +296,30 @@ def test_holdout_asks_facts_all_over_the_corpus_in_a_phrasing_training_never_use
     assert knowledge_split(examples, KnowledgeConfig(holdout_share=0.0)).holdout == []
 
 
-def test_validation_questions_leave_every_fact_training_on_every_kind_it_had() -> None:
+def test_validation_questions_are_wordings_their_fact_never_trains_on() -> None:
     examples = build_knowledge(CHUNKS).examples
-    config = KnowledgeConfig(validation_questions=6)
-    split = knowledge_split(examples, config)
+    split = knowledge_split(examples, KnowledgeConfig(validation_questions=6))
     no_val = knowledge_split(examples, KnowledgeConfig(validation_questions=0))
+    reworded = [e for e in split.val if e["meta"]["kind"] == "reworded"]
+    assert len(split.val) == 6 and len(reworded) >= 2, [e["meta"]["kind"] for e in split.val]
+    assert len({e["meta"]["fact_id"] for e in split.val}) == 6, "one question per fact"
+    assert {e["meta"]["source"] for e in split.val} == set(PAGES), "spread over every source"
+    assert set(split.holdout_by_source()) == set(no_val.holdout_by_source())  # the hold-out does not change
+    held_facts = {e["meta"]["fact_id"] for e in split.holdout}
+    for question in reworded:  # facts without a reworded question give a rephrasing of a kind they keep
+        fact = question["meta"]["fact_id"]
+        assert fact not in held_facts
+        kinds = {e["meta"]["kind"] for e in split.train if e["meta"]["fact_id"] == fact}
+        assert "reworded" not in kinds and kinds & {"factual", "paraphrase"}, kinds  # still taught otherwise
+        assert not any(_user(question).lower() in _user(e).lower() for e in split.train)
+    assert len(split.train) + len(split.val) + len(split.holdout) + split.dropped == len(examples)
+
+
+def test_rephrasing_validation_leaves_every_fact_training_on_every_kind_it_had() -> None:
+    examples = build_knowledge(CHUNKS).examples
+    config = KnowledgeConfig(validation_questions=6, validation_kind="")
+    split = knowledge_split(examples, config)
+    no_val = knowledge_split(examples, KnowledgeConfig(validation_questions=0, validation_kind=""))
     assert no_val.val == [] and len(split.val) == 6
     assert set(split.holdout_by_source()) == set(no_val.holdout_by_source())  # the hold-out does not change
     assert len({e["meta"]["fact_id"] for e in split.val}) == 6, "one question per fact"
@@ -323,7 +342,7 @@ def test_validation_questions_leave_every_fact_training_on_every_kind_it_had() -
         "Who approves expenses?", "Who cleans the office kitchen?"]
     # Without rephrasings there is nothing to spare: the caller falls back to a share of the examples.
     plain = build_knowledge(CHUNKS, KnowledgeConfig(paraphrases_per_fact=0)).examples
-    assert knowledge_split(plain, KnowledgeConfig(paraphrases_per_fact=0)).val == []
+    assert knowledge_split(plain, KnowledgeConfig(paraphrases_per_fact=0, validation_kind="")).val == []
 
 
 def test_config_rejects_nonsense_with_what_to_do() -> None:

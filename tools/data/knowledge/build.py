@@ -12,7 +12,7 @@ from typing import Any
 from memory.workspace import Workspace
 from tools.data.dedup import example_key, example_text, near_duplicates
 from tools.data.formats import normalize_record
-from tools.data.knowledge.config import CITED_KINDS, ChunkLike, KnowledgeConfig, chunk_id
+from tools.data.knowledge.config import CITED_KINDS, RECITATION_KINDS, ChunkLike, KnowledgeConfig, chunk_id
 from tools.data.knowledge.facts import Fact, chunk_facts, split_sentences
 from tools.data.knowledge.questions import cite, document_aliases, offline_examples, support
 from tools.data.knowledge.statements import restated_examples
@@ -209,8 +209,8 @@ def knowledge_split(examples: Sequence[dict[str, Any]], config: KnowledgeConfig 
 
     A held-out fact keeps its other kinds (factual, cloze, section ...) in training but loses every
     training example of the held-out kind, and no training prompt contains the held-out question. A
-    validation question is one of several of its kind for its fact (a rephrasing), so its fact still trains on
-    every kind; the questions are spread over the sources like the hold-out.
+    validation fact (never a held-out one) loses its questions of `validation_kind` the same way, one of them
+    validating; the questions are spread over the sources like the hold-out.
     """
     config = config or KnowledgeConfig()
     rng = random.Random(config.seed)
@@ -236,25 +236,43 @@ def knowledge_split(examples: Sequence[dict[str, Any]], config: KnowledgeConfig 
             removed.update(n for n in by_fact[fact_id] if question in _user_text(examples[n]))
     questions = {_user_text(examples[n]) for n in held}
     removed.update(n for n, e in enumerate(examples) if _user_text(e) in questions)
-    val = _validation(examples, by_fact, removed, config, rng)
+    held_facts = {examples[n]["meta"]["fact_id"] for n in held}
+    val, unseen = _validation(examples, {f: m for f, m in by_fact.items() if f not in held_facts}, removed, config,
+                              rng)
+    removed |= unseen
     train = [e for n, e in enumerate(examples) if n not in removed and n not in val]
     return KnowledgeSplit(train, [examples[n] for n in sorted(held)], dropped=len(removed - held),
                           val=[examples[n] for n in sorted(val)])
 
 
 def _validation(examples: Sequence[dict[str, Any]], by_fact: dict[str, list[int]], removed: set[int],
-                config: KnowledgeConfig, rng: random.Random) -> set[int]:
-    """Up to `validation_questions` examples, one per fact, each of a rephrasing kind its fact has another
-    training example of; facts in corpus order, spread like the hold-out."""
+                config: KnowledgeConfig, rng: random.Random) -> tuple[set[int], set[int]]:
+    """Up to `validation_questions` examples, one per fact, spread like the hold-out, and the examples they take
+    out of training.
+
+    First facts with a question of `validation_kind` and another question kind to train on: one such question
+    validates, and the fact's other questions of that kind leave training, so the wording is new to the model
+    for that fact. Then, if too few, facts with a rephrasing kind (`holdout_kinds`) of which another example
+    stays in training.
+    """
+    unseen_options: list[list[int]] = []
     options: list[list[int]] = []
     for members in by_fact.values():
         left = [n for n in members if n not in removed]
+        kinds = {examples[n]["meta"]["kind"] for n in left} - set(RECITATION_KINDS)
+        same_kind = [n for n in left if examples[n]["meta"]["kind"] == config.validation_kind]
+        if same_kind and kinds - {config.validation_kind}:
+            unseen_options.append(same_kind)
+            continue
         for kind in config.holdout_kinds:
             same = [n for n in left if examples[n]["meta"]["kind"] == kind]
             if len(same) >= 2:
                 options.append(same)
                 break
-    return {rng.choice(same) for same in _spread(options, config.validation_questions)}
+    unseen = _spread(unseen_options, config.validation_questions)
+    chosen = unseen + _spread(options, config.validation_questions - len(unseen))
+    val = {rng.choice(same) for same in chosen}
+    return val, {n for same in unseen for n in same} - val
 
 
 def _user_text(example: dict[str, Any]) -> str:
