@@ -60,8 +60,10 @@ def _examples(plan: dict[str, Any], knowledge: dict[str, Any]) -> list[str]:
              f"examples; {report.esc(knowledge.get('holdout'))} became the hold-out, and "
              f"{report.esc(knowledge.get('dropped_for_holdout'))} training examples that gave them away were "
              "removed"
-             + (f"; {report.esc(knowledge['validation'])} rephrased questions score checkpoints instead of training"
-                if knowledge.get("validation") else "") + ".</p>"]
+             + (f"; {report.esc(knowledge['validation'])} questions score checkpoints instead of training"
+                if knowledge.get("validation") else "")
+             + (f", and {report.esc(knowledge['dropped_for_validation'])} more in their wordings left training"
+                if knowledge.get("dropped_for_validation") else "") + ".</p>"]
     estimate = plan.get("data_estimate")
     if estimate:
         parts.append(f"<p>The plan expected ~{report.esc(estimate.get('examples'))} training examples: "

@@ -94,13 +94,19 @@ def _knowledge_examples(documents: list[ingest.Document], runtime: Runtime[Conte
     trace.decision(f"hold out {len(split.holdout)} facts", "one question per held-out fact, spread over every "
                    "source and phrased unlike its training questions", by_source=split.holdout_by_source())
     if split.val:
-        trace.decision(f"validate on {len(split.val)} rephrased questions", "each is one of several rephrasings of "
-                       "its fact, so every fact still trains on every kind of question")
+        spare = len(split.val) - split.reworded_val
+        trace.decision(f"validate on {len(split.val)} questions",
+                       f"{split.reworded_val} {config.validation_kind or 'reworded'} questions in wordings their "
+                       f"facts no longer train on ({split.dropped_for_validation} more of that kind left training; "
+                       f"the facts still train on every other kind)"
+                       + (f", {spare} spare rephrasings of facts that keep another" if spare else ""))
     else:
-        trace.decision("validate on a tenth of the examples", "no fact has two rephrasings of one kind to spare")
+        trace.decision("validate on a tenth of the examples", "no fact has a question of "
+                       f"{config.validation_kind or 'its own'} kind or two rephrasings of one kind to spare")
     # One sample of each kind (up to five) shows a reader what the questions look like.
     summary = {**built.to_dict(samples=5), "chunks": chunks.to_dict(),
-               "holdout": len(split.holdout), "dropped_for_holdout": split.dropped, "validation": len(split.val)}
+               "holdout": len(split.holdout), "dropped_for_holdout": split.dropped - split.dropped_for_validation,
+               "validation": len(split.val), "dropped_for_validation": split.dropped_for_validation}
     return split, summary
 
 

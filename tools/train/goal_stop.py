@@ -169,8 +169,8 @@ class GoalStopCallback(TrainerCallback):
         # The first validation loss has nothing to be compared with, so it cannot show the loss stopped falling:
         # a CI-sized run scored 1.0 at step 17 (no validation yet) and step 34 (the first), and stopped there,
         # a quarter into its budget, half its facts unlearned.
-        unknown = val_loss is not None and self._prev_loss is None
-        still_learning = (unknown or self._fell(self._prev_loss, val_loss)) and not details.get("penalty")
+        first_loss = val_loss is not None and self._prev_loss is None
+        still_learning = (first_loss or self._fell(self._prev_loss, val_loss)) and not details.get("penalty")
         self._prev_loss = val_loss if val_loss is not None else self._prev_loss
         if self._perfect >= 2 and not still_learning:
             self.trace.stop_reason, control.should_training_stop = "goal met on the validation sample", True

@@ -302,6 +302,7 @@ def test_validation_questions_are_wordings_their_fact_never_trains_on() -> None:
     no_val = knowledge_split(examples, KnowledgeConfig(validation_questions=0))
     reworded = [e for e in split.val if e["meta"]["kind"] == "reworded"]
     assert len(split.val) == 6 and len(reworded) >= 2, [e["meta"]["kind"] for e in split.val]
+    assert split.reworded_val == len(reworded) and 0 < split.dropped_for_validation <= split.dropped
     assert len({e["meta"]["fact_id"] for e in split.val}) == 6, "one question per fact"
     assert {e["meta"]["source"] for e in split.val} == set(PAGES), "spread over every source"
     assert set(split.holdout_by_source()) == set(no_val.holdout_by_source())  # the hold-out does not change

@@ -189,9 +189,15 @@ class KnowledgeSplit:
     holdout: list[dict[str, Any]]
     """One question per held-out fact; `meta.answer` is the fact to look for, `meta.source` its document."""
     dropped: int = 0
-    """Training examples removed because they shared the held-out kind or text of a held-out fact."""
+    """Training examples removed: those that shared the held-out kind or text of a held-out fact, and those of
+    `dropped_for_validation`."""
     val: list[dict[str, Any]] = field(default_factory=list)
-    """Rephrased questions kept out of training to score checkpoints on; each fact still trains on every kind."""
+    """Questions kept out of training to score checkpoints on: reworded ones whose facts train on other kinds,
+    or spare rephrasings."""
+    dropped_for_validation: int = 0
+    """Of `dropped`: validation facts' other questions of `validation_kind`, so their wording stays unseen."""
+    reworded_val: int = 0
+    """Of `val`: questions of `validation_kind` (the rest are spare rephrasings)."""
 
     def holdout_by_source(self) -> dict[str, int]:
         return dict(Counter(e["meta"]["source"] for e in self.holdout))
@@ -242,7 +248,8 @@ def knowledge_split(examples: Sequence[dict[str, Any]], config: KnowledgeConfig 
     removed |= unseen
     train = [e for n, e in enumerate(examples) if n not in removed and n not in val]
     return KnowledgeSplit(train, [examples[n] for n in sorted(held)], dropped=len(removed - held),
-                          val=[examples[n] for n in sorted(val)])
+                          val=[examples[n] for n in sorted(val)], dropped_for_validation=len(unseen),
+                          reworded_val=sum(examples[n]["meta"]["kind"] == config.validation_kind for n in val))
 
 
 def _validation(examples: Sequence[dict[str, Any]], by_fact: dict[str, list[int]], removed: set[int],

@@ -70,8 +70,8 @@ class KnowledgeConfig:
                 "(its reworded and alias questions too: they are what teaches a fact in other words). A teacher's "
                 "wording is furthest from the rules', so it is held out first."})
     validation_questions: int = field(default=16, metadata={
-        "help": "Questions kept out of training to score checkpoints on: each a rephrasing of a fact that keeps "
-                "another of the same kind, so no fact loses a kind (a 10% split took a fact's only cloze or "
+        "help": "Questions kept out of training to score checkpoints on, one per fact, of `validation_kind` "
+                "where a fact has one; a fact keeps every other kind (a 10% split took a fact's only cloze or "
                 "factual question)."})
     validation_kind: str = field(default="reworded", metadata={
         "help": "Kind of the validation questions: a validation fact loses every training question of this kind, "
