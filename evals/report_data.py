@@ -60,7 +60,7 @@ def _examples(plan: dict[str, Any], knowledge: dict[str, Any]) -> list[str]:
              f"examples; {report.esc(knowledge.get('holdout'))} became the hold-out, and "
              f"{report.esc(knowledge.get('dropped_for_holdout'))} training examples that gave them away were "
              "removed"
-             + (f"; {report.esc(knowledge['validation'])} questions score checkpoints instead of training"
+             + (f"; {report.esc(knowledge['validation'])} rephrased questions score checkpoints instead of training"
                 if knowledge.get("validation") else "")
              + (f", and {report.esc(knowledge['dropped_for_validation'])} more in their wordings left training"
                 if knowledge.get("dropped_for_validation") else "") + ".</p>"]
