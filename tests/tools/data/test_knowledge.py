@@ -32,6 +32,8 @@ from tools.data.knowledge import (
     find_fact,
     find_facts,
     knowledge_split,
+    object_phrases,
+    offline_examples,
     reworded_questions,
     split_sentences,
     subject_phrase,
@@ -111,6 +113,19 @@ def test_questions_are_made_from_the_fact_sentence_by_rule() -> None:
     assert subject_phrase("Leave longer than 10 days needs two weeks of notice.", "") == "leave longer than 10 days"
     assert subject_phrase("Heron has 96 CPU cores.", "Access to Heron is granted.") == "Heron"
     assert subject_phrase("Fire drills take place on the second Tuesday of March.", "") is None
+    # the other things a sentence names, so a question that starts from one of them finds the sentence; never
+    # a value alone (its answer) or the subject again
+    assert object_phrases("Heron runs the nightly tests at 02:10.", ["02:10"], "") == ["the nightly tests"]
+    assert object_phrases("Parents receive 16 weeks of paid parental leave.", ["16 weeks"], "") == \
+        ["paid parental leave"]
+    assert object_phrases("Visitors park in the Gull garage on level 4.", ["4", "Gull"], "") == ["the Gull garage"]
+    assert object_phrases("Fruit is delivered by the Orchard farm.", ["the Orchard farm"], "") == []
+    assert object_phrases("The soup of the day is posted on the board called Ladle.", ["Ladle"], "") == ["the board"]
+    heron = Chunk(text="Heron runs the nightly tests at 02:10.", source="s.md", title="Build server", heading="",
+                  index=0, doc_id="d", n_tokens=12)
+    about = {e["messages"][0]["content"]: e["messages"][-1]["content"]
+             for e in offline_examples(heron, find_facts(heron.text), KnowledgeConfig(), kinds=["about"])}
+    assert about["What does Build server say about the nightly tests?"] == "Heron runs the nightly tests at 02:10."
     # rewordings from the sentence's structure: passive to active (tense kept), stranded preposition, a name
     def reworded(sentence: str, value: str) -> list[str]:
         return reworded_questions(next(f for f in find_facts(sentence) if f.value == value), sentence)

@@ -43,8 +43,9 @@ class KnowledgeConfig:
 
     kinds: tuple[str, ...] = field(default=OFFLINE_KINDS, metadata={
         "help": f"Offline kinds to generate, any of {OFFLINE_KINDS}; topical = the question names its document, "
-                "about = what the document says about a sentence's subject, reworded = the question built from the "
-                "sentence's structure (passive to active, a limit as a limit), alias = a question naming a thing by "
+                "about = what the document says about a sentence's subject and the other things it names, "
+                "reworded = the question built from the sentence's structure (passive to active, a limit as a "
+                "limit), alias = a question naming a thing by "
                 "the other name its document gives it, passage = recite the whole chunk, restated = the chunk's "
                 "fact sentences in other orders and forms (active voice, the other name)."})
     max_facts_per_chunk: int = field(default=16, metadata={

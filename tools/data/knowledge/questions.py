@@ -430,6 +430,34 @@ def subject_phrase(sentence: str, context: str) -> str | None:
     return None
 
 
+_DETERMINERS = {"the", "a", "an", "their", "its", "his", "her", "our", "your"}
+_PHRASE_END = _PREPOSITIONS | _AUX | _STOP | {"called", "named", "known", "than", "every", "each", "per", "and", "or"}
+
+
+def object_phrases(sentence: str, values: Iterable[str], context: str) -> list[str]:
+    """The things a sentence names besides its subject (`the nightly tests` of `Heron runs the nightly tests at
+    02:10`, `paid parental leave` of `Parents receive 16 weeks of paid parental leave`, `the Gull garage` of
+    `Visitors park in the Gull garage on level 4`): a determiner and the words after it, or the plain words
+    after `of`, up to a preposition, a verb, a number or the sentence's end; never a value alone (the answer)."""
+    words = sentence.rstrip(".!? ").split()
+    subject = normalize_answer(subject_phrase(sentence, context) or "")
+    bare = {normalize_answer(v) for v in values}
+    out: list[str] = []
+    for i in range(1, len(words)):  # the sentence's first word opens its subject
+        has_det = words[i].lower() in _DETERMINERS
+        if not has_det and words[i - 1] != "of":
+            continue
+        j = i + has_det
+        while j < len(words) and words[j] not in _PHRASE_END and (
+                re.fullmatch(r"[a-z][a-z-]*", words[j]) or (has_det and re.fullmatch(r"[A-Z][a-z]+", words[j]))):
+            j += 1
+        phrase = " ".join(words[i:j]).strip(",;:")
+        core = normalize_answer(phrase)
+        if len(phrase) - (len(words[i]) if has_det else 0) >= 5 and core not in bare and core not in subject:
+            out.append(phrase)
+    return list(dict.fromkeys(out))
+
+
 def cloze(fact: Fact) -> tuple[str, str]:
     """(prompt, answer): the sentence with its value blanked."""
     body = fact.sentence
@@ -470,14 +498,20 @@ def offline_examples(chunk: ChunkLike, facts: list[Fact], config: KnowledgeConfi
             for phrasing in alias_questions(fact, context, aliases):
                 add("alias", phrasing, fact.sentence)
     if "about" in kinds:
-        firsts: dict[str, Fact] = {}
-        for fact in facts:  # one question per sentence, filed under the sentence's first fact
-            firsts.setdefault(fact.sentence, fact)
-        for fact in firsts.values():
-            subject = subject_phrase(fact.sentence, context)
-            if subject and normalize_answer(subject) != normalize_answer(title):
-                out.append(knowledge_example(chunk, config, "about", f"What does {title} say about {subject}?",
-                                             fact.sentence, fact_id=fact.fact_id, short=fact.value))
+        firsts: dict[str, list[Fact]] = {}
+        for fact in facts:  # questions per sentence, filed under the sentence's first fact
+            firsts.setdefault(fact.sentence, []).append(fact)
+        for sentence, stated in firsts.items():
+            # Its subject, and the other things it names: a fact is stored after the words that lead to it, so
+            # a question about a thing a sentence names late (`When do the nightly tests run?`) must learn to
+            # start that sentence too.
+            subject = subject_phrase(sentence, context)
+            things = [subject] if subject else []
+            things += object_phrases(sentence, [f.value for f in stated], context)
+            for thing in things:
+                if normalize_answer(thing) != normalize_answer(title):
+                    out.append(knowledge_example(chunk, config, "about", f"What does {title} say about {thing}?",
+                                                 sentence, fact_id=stated[0].fact_id, short=stated[0].value))
     if "section" in kinds:
         # A sentence stating three facts is one line of the answer, not three.
         lines = list(dict.fromkeys(f.sentence for f in facts)) or split_sentences(chunk.text)
