@@ -6,8 +6,8 @@ knowledge recipe (lr 1e-3, r 16, alpha 32, packed rows of 1024 tokens). Every --
 
   recall: the 40 bench questions (facts past each page's opening, in the bench's own wordings) answered
           greedily by the weights in training, counted as evals.knowledge.knowledge_recall counts them;
-  val:    the goal metric on the run's validation questions, all of them and the first GOAL_SAMPLE the
-          pipeline scores checkpoints on: does the score that picks the kept weights follow recall?
+  val:    the goal metric on the validation sample the pipeline scores checkpoints on (the first GOAL_SAMPLE
+          validation questions): does the score that picks the kept weights follow recall?
   suite:  the regression suite answered as the verdict answers it, items lost and gained against the base, and
           whether the verdict's pass-rate rule would fail these weights (a greedy drop checked again on
           the changed items' sampled answers, as the verdict checks it).
@@ -113,8 +113,7 @@ def scorer(questions: list[dict], base_dir: Path, val_path: Path | None, train_p
     val = sorted(read_jsonl(val_path) if val_path else [],
                  key=lambda ex: ex.get("meta", {}).get("kind") in knowledge.RECITATION_KINDS)
     targets = [ex["messages"][-1]["content"] for ex in read_jsonl(train_path)[:200]]
-    on_val = goal_scorer(val, "knowledge", targets) if val else None
-    on_sample = goal_scorer(val[:GOAL_SAMPLE], "knowledge", targets) if val else None
+    on_val = goal_scorer(val[:GOAL_SAMPLE], "knowledge", targets) if val else None
     # The base answers once, before training, from its own folder: full fine-tuning has no adapter to switch off.
     base = suite_passes(base_dir, suite)
     sampled: dict[str, int] = {}  # the base's sampled pass counts, per item checked again
@@ -125,8 +124,7 @@ def scorer(questions: list[dict], base_dir: Path, val_path: Path | None, train_p
         replies = generate_replies(loaded, [q["messages"][:1] for q in questions], max_new_tokens=64,
                                    batch_size=20)
         recall = recall_of(replies, questions)
-        val_all = on_val(model, tokenizer)[0] if on_val else float("nan")
-        val_sample = on_sample(model, tokenizer)[0] if on_sample else float("nan")
+        val_score = on_val(model, tokenizer)[0] if on_val else float("nan")
         greedy = regressed = pass_rate_regressed(len(lost), len(gained), len(suite))
         if greedy:  # checked again on the changed items' sampled answers, as the verdict does
             changed = [item for item in suite if item.id in set(lost + gained)]
@@ -134,10 +132,10 @@ def scorer(questions: list[dict], base_dir: Path, val_path: Path | None, train_p
             regressed = resampled_regressed({i.id: sampled[i.id] for i in changed},
                                             sampled_passes(loaded, changed), len(suite))
         verdict = "REGRESSED" if regressed else "ok (resampled)" if greedy else "ok"
-        print(f"  recall {recall:>2}/{len(questions)}  val {val_all:.3f} (first {GOAL_SAMPLE}: {val_sample:.3f})  "
+        print(f"  recall {recall:>2}/{len(questions)}  val {val_score:.3f}  "
               f"suite lost {len(lost)} gained {len(gained)} "
               f"{verdict:14s}  lost: {', '.join(lost) or '-'}", flush=True)
-        return recall / len(questions), {"recall": recall, "val": round(val_all, 4), "val_sample": round(val_sample, 4),
+        return recall / len(questions), {"recall": recall, "val": round(val_score, 4),
                                          "suite_lost": len(lost), "suite_gained": len(gained),
                                          "suite_regressed": regressed}
 
