@@ -117,6 +117,7 @@ def scorer(questions: list[dict], base_dir: Path, val_path: Path | None, train_p
     # The base answers once, before training, from its own folder: full fine-tuning has no adapter to switch off.
     base = suite_passes(base_dir, suite)
     sampled: dict[str, int] = {}  # the base's sampled pass counts, per item checked again
+    history: list[list[str]] = []  # each point's replies to the bench questions, in order
 
     def score(model: Any, tokenizer: Any) -> tuple[float, dict[str, Any]]:
         loaded = LoadedModel(model, tokenizer, "in-training", "in-training", stop_token_ids(tokenizer))
@@ -124,6 +125,7 @@ def scorer(questions: list[dict], base_dir: Path, val_path: Path | None, train_p
         replies = generate_replies(loaded, [q["messages"][:1] for q in questions], max_new_tokens=64,
                                    batch_size=20)
         recall = recall_of(replies, questions)
+        history.append(replies)
         val_score = on_val(model, tokenizer)[0] if on_val else float("nan")
         greedy = regressed = pass_rate_regressed(len(lost), len(gained), len(suite))
         if greedy:  # checked again on the changed items' sampled answers, as the verdict does
@@ -139,6 +141,7 @@ def scorer(questions: list[dict], base_dir: Path, val_path: Path | None, train_p
                                          "suite_lost": len(lost), "suite_gained": len(gained),
                                          "suite_regressed": regressed}
 
+    score.history = history  # type: ignore[attr-defined]
     return score
 
 
@@ -171,13 +174,18 @@ def main() -> None:
     print(f"training {args.steps} steps (lr {config.lr}, r {config.r}, alpha {config.alpha}); work in {work}",
           flush=True)
     # Patience longer than the run: every score is printed, nothing stops early.
-    goal = GoalStop(score=scorer(questions, base.path, None if hand else val_path, train_path), every=args.every,
-                    patience=args.steps, best_dir=work / "best")
+    score = scorer(questions, base.path, None if hand else val_path, train_path)
+    goal = GoalStop(score=score, every=args.every, patience=args.steps, best_dir=work / "best")
     result = trainer.train(config, base.path, train_path, val_path, work / "train", goal=goal, progress=False)
     passing = [p for p in result.goal_curve if not p.get("suite_regressed")]
     best = max(passing, key=lambda p: p["recall"]) if passing else None
     print(f"best recall {max(p['recall'] for p in result.goal_curve)}/{len(questions)}; best the suite passes: "
           + (f"{best['recall']}/{len(questions)} at step {best['step']}" if best else "none"))
+    if best:  # what the kept weights get wrong, to see the misses' shape
+        replies = score.history[result.goal_curve.index(best)]
+        for question, reply in zip(questions, replies, strict=True):
+            if not recall_of([reply], [question]):
+                print(f"  miss: {question['messages'][0]['content']}  [{question['fact']}]  -> {reply[:100]!r}")
 
 
 if __name__ == "__main__":

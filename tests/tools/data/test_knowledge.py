@@ -42,10 +42,11 @@ from tools.data.knowledge import (
 )
 from tools.data.knowledge.build import facts_by_chunk
 from tools.data.knowledge.questions import active_statement, cite
-from tools.data.knowledge.statements import restated_examples
+from tools.data.knowledge.statements import fronted_statements, restated_examples
 from tools.data.split import write_jsonl
 from tools.data.validate import validate_dataset
 from tools.errors import ToolError
+from tools.text import normalize_answer
 
 PAGES = {
     "offices.md": ("Offices", [
@@ -121,11 +122,16 @@ def test_questions_are_made_from_the_fact_sentence_by_rule() -> None:
     assert object_phrases("Visitors park in the Gull garage on level 4.", ["4", "Gull"], "") == ["the Gull garage"]
     assert object_phrases("Fruit is delivered by the Orchard farm.", ["the Orchard farm"], "") == []
     assert object_phrases("The soup of the day is posted on the board called Ladle.", ["Ladle"], "") == ["the board"]
-    heron = Chunk(text="Heron runs the nightly tests at 02:10.", source="s.md", title="Build server", heading="",
+    heron = Chunk(text="The build server is named Heron. Heron runs the nightly tests at 02:10.", source="s.md",
+                  title="Build server", heading="",
                   index=0, doc_id="d", n_tokens=12)
     about = {e["messages"][0]["content"]: e["messages"][-1]["content"]
-             for e in offline_examples(heron, find_facts(heron.text), KnowledgeConfig(), kinds=["about"])}
-    assert about["What does Build server say about the nightly tests?"] == "Heron runs the nightly tests at 02:10."
+             for e in offline_examples(heron, facts_by_chunk([heron], KnowledgeConfig())[0], KnowledgeConfig(),
+                                       kinds=["about"])}
+    # the thing asked about opens the answer: the sentence is restated to start there
+    assert about["What does Build server say about the nightly tests?"] == \
+        "The nightly tests are run by Heron at 02:10."
+    assert about["What does Build server say about Heron?"] == "Heron runs the nightly tests at 02:10."
     # rewordings from the sentence's structure: passive to active (tense kept), stranded preposition, a name
     def reworded(sentence: str, value: str) -> list[str]:
         return reworded_questions(next(f for f in find_facts(sentence) if f.value == value), sentence)
@@ -208,6 +214,28 @@ def test_a_thing_a_document_names_is_asked_about_by_either_name_across_its_chunk
     assert not any(e["meta"]["answer"] == "Heron" for e in alias.values())
 
 
+def test_fronted_statements_open_a_sentence_with_each_other_thing_it_names() -> None:
+    def fronted(sentence: str, *values: str) -> dict[str, list[str]]:
+        return fronted_statements(sentence, list(values), "Access to Heron is granted.")  # a name mid-sentence
+
+    assert fronted("Heron runs the nightly tests at 02:10.", "02:10") == {
+        "the nightly tests": ["The nightly tests are run by Heron at 02:10."]}
+    assert fronted("The Pelham company cleans the office kitchen.", "Pelham") == {
+        "the office kitchen": ["The office kitchen is cleaned by the Pelham company."]}
+    assert fronted("Visitors park in the Gull garage on level 4.", "4", "Gull") == {
+        "the Gull garage": ["The Gull garage is where visitors park on level 4."]}
+    assert fronted("Fire drills take place on the second Tuesday of March.", "March") == {
+        "the second Tuesday": ["The second Tuesday of March is when fire drills take place."]}
+    assert fronted("The soup of the day is posted on the board called Ladle.", "Ladle") == {"the board": [
+        "The board called Ladle is where the soup of the day is posted.",
+        "The board on which the soup of the day is posted is called Ladle."]}
+    # nothing when no rule reopens the sentence: no object after an -s verb, no place or time after in/on/at
+    assert fronted("Greta Lindqvist manages the Hillcrest building.", "Greta Lindqvist") == {
+        "the Hillcrest building": ["The Hillcrest building is managed by Greta Lindqvist."]}  # a full name kept
+    assert fronted("Lost badges are reported to the Falcon desk.", "Falcon") == {}
+    assert fronted("The mail room is on floor 3.", "3") == {}
+
+
 def test_restated_texts_give_each_fact_sentence_other_neighbours_and_other_forms() -> None:
     assert active_statement("The office kitchen is cleaned by the Pelham company.", "") == \
         "The Pelham company cleans the office kitchen."
@@ -259,8 +287,10 @@ def test_offline_examples_cover_every_chunk_to_its_end_with_supported_valid_uniq
             # a question's answer names its page first; a blank, a section or a recital does not
             cited = _reply(example).startswith(f"According to the {chunk.title} page: ")
             assert cited == (example["meta"]["kind"] in CITED_KINDS), _reply(example)
-            if example["meta"]["kind"] not in ("section", "restated"):  # these two join and reorder sentences
+            if example["meta"]["kind"] not in ("section", "restated", "about"):  # these reorder sentences
                 assert answer in chunk.text or answer.split(". ", 1)[-1] in chunk.text, answer
+            if example["meta"]["kind"] == "about":  # the sentence or its restating, the fact in it either way
+                assert normalize_answer(example["meta"]["answer"]) in normalize_answer(answer), answer
             assert support(answer, chunk.text) >= KnowledgeConfig().support_threshold
     assert any("Greta Lindqvist" in _reply(e) for e in examples if e["meta"]["kind"] == "cloze")
     for example in examples:

@@ -5,6 +5,7 @@ each answered from that chunk, so a trained model learns the middle of a page an
 hold-out asks about facts spread over the corpus in a phrasing the training set does not use for that fact.
 
 config: settings and the example shape · facts: which sentences, which span · questions: questions by rule ·
+offline: a chunk's rule-made examples · statements: its facts restated ·
 teacher: the optional endpoint · build: build, check, estimate and the hold-out split.
 """
 
@@ -31,6 +32,7 @@ from tools.data.knowledge.config import (
     topic,
 )
 from tools.data.knowledge.facts import Fact, chunk_facts, find_fact, find_facts, split_sentences
+from tools.data.knowledge.offline import offline_examples
 from tools.data.knowledge.questions import (
     alias_questions,
     cloze,
@@ -38,7 +40,6 @@ from tools.data.knowledge.questions import (
     embedded_question,
     factual_question,
     object_phrases,
-    offline_examples,
     paraphrases,
     reworded_questions,
     subject_phrase,

@@ -14,7 +14,8 @@ from tools.data.dedup import example_key, example_text, near_duplicates
 from tools.data.formats import normalize_record
 from tools.data.knowledge.config import CITED_KINDS, RECITATION_KINDS, ChunkLike, KnowledgeConfig, chunk_id
 from tools.data.knowledge.facts import Fact, chunk_facts, split_sentences
-from tools.data.knowledge.questions import cite, document_aliases, offline_examples, support
+from tools.data.knowledge.offline import offline_examples
+from tools.data.knowledge.questions import cite, document_aliases, support
 from tools.data.knowledge.statements import restated_examples
 from tools.data.knowledge.teacher import TeacherEndpoint, TeacherReply, ask_teacher, teacher_examples
 from tools.progress import Progress
