@@ -46,8 +46,7 @@ class GoalStop:
     sample) that still counts as learning."""
     min_delta: float = 0.01
     deadline: float | None = None
-    """time.time() by which training has stopped and scored its last weights: it stops at the step boundary
-    where a score (its mean time so far) would end past it."""
+    """time.time() after which training stops at the next step boundary."""
     best_dir: Path | None = None
     """Where the best-scoring weights are saved (a LoRA adapter, or the full model)."""
     guard: Callable[[Any, Any], dict[str, Any]] | None = None
@@ -88,14 +87,9 @@ class GoalStopCallback(TrainerCallback):
 
     def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> Any:
         stop = self.stop
-        if stop.score is not None and state.global_step % max(1, stop.every) == 0:
-            self._score(model, state.global_step, control, _val_loss(state))
-        # Out of time when the weights' last score would end past the deadline: a score takes its mean so far
-        # (a goal metric and the suite guard: 10-100 s on SmolLM2), so the run stops that much before it.
-        scores = len(self.trace.curve)
-        reserve = self.trace.score_seconds / scores if scores else 0.0
-        out_of_time = stop.deadline is not None and time.time() + reserve >= stop.deadline
-        if out_of_time and stop.score is not None and self._last_step() != state.global_step:
+        out_of_time = stop.deadline is not None and time.time() >= stop.deadline
+        due = stop.score is not None and state.global_step % max(1, stop.every) == 0
+        if due or (out_of_time and stop.score is not None and self._last_step() != state.global_step):
             self._score(model, state.global_step, control, _val_loss(state))
         if out_of_time and not control.should_training_stop:
             self.trace.stop_reason = "deadline"
