@@ -105,9 +105,10 @@ def build(work: Path, base_dir: Path, *, teacher: bool, hand: bool = False,
     return mixed, Path(data.val_path), questions
 
 
-def scorer(questions: list[dict], base_dir: Path, val_path: Path | None, train_path: Path) -> Any:
+def scorer(questions: list[dict], base_dir: Path, val_path: Path | None,
+           train_path: Path) -> tuple[Any, list[list[str]]]:
     """(model, tokenizer) → recall share, with the recall count, the validation score and the suite's
-    lost/gained beside it."""
+    lost/gained beside it; and the list each score appends its replies to the bench questions to."""
     suite = load_suite()
     # As the pipeline samples them (agent.nodes.training._goal_sample): questions first, recitations last.
     val = sorted(read_jsonl(val_path) if val_path else [],
@@ -141,8 +142,7 @@ def scorer(questions: list[dict], base_dir: Path, val_path: Path | None, train_p
                                          "suite_lost": len(lost), "suite_gained": len(gained),
                                          "suite_regressed": regressed}
 
-    score.history = history  # type: ignore[attr-defined]
-    return score
+    return score, history
 
 
 def main() -> None:
@@ -174,7 +174,7 @@ def main() -> None:
     print(f"training {args.steps} steps (lr {config.lr}, r {config.r}, alpha {config.alpha}); work in {work}",
           flush=True)
     # Patience longer than the run: every score is printed, nothing stops early.
-    score = scorer(questions, base.path, None if hand else val_path, train_path)
+    score, history = scorer(questions, base.path, None if hand else val_path, train_path)
     goal = GoalStop(score=score, every=args.every, patience=args.steps, best_dir=work / "best")
     result = trainer.train(config, base.path, train_path, val_path, work / "train", goal=goal, progress=False)
     passing = [p for p in result.goal_curve if not p.get("suite_regressed")]
@@ -182,7 +182,7 @@ def main() -> None:
     print(f"best recall {max(p['recall'] for p in result.goal_curve)}/{len(questions)}; best the suite passes: "
           + (f"{best['recall']}/{len(questions)} at step {best['step']}" if best else "none"))
     if best:  # what the kept weights get wrong, to see the misses' shape
-        replies = score.history[result.goal_curve.index(best)]
+        replies = history[result.goal_curve.index(best)]
         for question, reply in zip(questions, replies, strict=True):
             if not recall_of([reply], [question]):
                 print(f"  miss: {question['messages'][0]['content']}  [{question['fact']}]  -> {reply[:100]!r}")

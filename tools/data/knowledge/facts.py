@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from tools.data.knowledge.config import ChunkLike, KnowledgeConfig, chunk_id
@@ -212,6 +213,14 @@ def _wh_phrase(kind: str, prep: str, match: re.Match[str]) -> tuple[str, str]:
         return (f"{prep} which {match.group('unit')}".strip(),) * 2
     phrase = {"money": "how much", "percent": "what percentage"}.get(kind) or f"how many {match.group('unit')}"
     return (f"{prep} {phrase}".strip(),) * 2
+
+
+def facts_by_sentence(facts: Iterable[Fact]) -> dict[str, list[Fact]]:
+    """Facts grouped by the sentence that states them, sentences in order: one sentence may state three."""
+    grouped: dict[str, list[Fact]] = {}
+    for fact in facts:
+        grouped.setdefault(fact.sentence, []).append(fact)
+    return grouped
 
 
 def chunk_facts(chunk: ChunkLike, config: KnowledgeConfig) -> list[Fact]:

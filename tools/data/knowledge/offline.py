@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tools.data.knowledge.config import ChunkLike, KnowledgeConfig, chunk_id, knowledge_example, topic
-from tools.data.knowledge.facts import Fact, split_sentences
+from tools.data.knowledge.facts import Fact, facts_by_sentence, split_sentences
 from tools.data.knowledge.questions import (
     _cap,
     _join,
@@ -57,10 +57,7 @@ def offline_examples(chunk: ChunkLike, facts: list[Fact], config: KnowledgeConfi
             for phrasing in alias_questions(fact, context, aliases):
                 add("alias", phrasing, fact.sentence)
     if "about" in kinds:
-        firsts: dict[str, list[Fact]] = {}
-        for fact in facts:  # questions per sentence, filed under the sentence's first fact
-            firsts.setdefault(fact.sentence, []).append(fact)
-        for sentence, stated in firsts.items():
+        for sentence, stated in facts_by_sentence(facts).items():  # filed under the sentence's first fact
             # Its subject, and the other things it names: a fact is stored after the words that lead to it, so
             # a question about a thing a sentence names late (`When do the nightly tests run?`) must learn to
             # start there, and is answered by the sentence opened by that thing where a rule can reopen it.
@@ -76,7 +73,7 @@ def offline_examples(chunk: ChunkLike, facts: list[Fact], config: KnowledgeConfi
                                                  answer, fact_id=stated[0].fact_id, short=stated[0].value))
     if "section" in kinds:
         # A sentence stating three facts is one line of the answer, not three.
-        lines = list(dict.fromkeys(f.sentence for f in facts)) or split_sentences(chunk.text)
+        lines = list(facts_by_sentence(facts)) or split_sentences(chunk.text)
         answer = ""
         for line in lines:
             if answer and len(answer.split()) + len(line.split()) > config.section_answer_words:
@@ -89,5 +86,3 @@ def offline_examples(chunk: ChunkLike, facts: list[Fact], config: KnowledgeConfi
         where = f"the section {topic(chunk)} of {title}" if chunk.heading else title
         out.append(knowledge_example(chunk, config, "passage", f"Recite {where}.", chunk.text.strip()))
     return out
-
-

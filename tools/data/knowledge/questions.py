@@ -8,7 +8,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
-from tools.data.knowledge.facts import Fact
+from tools.data.knowledge.facts import _DETERMINERS as _DETERMINER_WORDS
+from tools.data.knowledge.facts import _NOT_NAMES, Fact
 from tools.text import normalize_answer
 
 _PREPOSITIONS = {"at", "on", "in", "by", "from", "to", "for", "with", "within", "before", "after", "until",
@@ -28,6 +29,8 @@ _AUX = {"is", "are", "was", "were", "can", "must", "should", "will", "may", "mig
 _AFTER_VERB = {"at", "on", "in", "by", "from", "to", "for", "with", "within", "before", "after", "until",
                "every", "each", "the", "a", "an", "all", "up", "over", "under", "between", "during", "about",
                "their", "its", "his", "her", "our", "your", "no", "only", "two", "three", "four"}
+_OPENERS = set(_DETERMINER_WORDS.split("|"))
+"""Determiners that open a phrase (`The Pelham company`, `Our Berlin office`): not the first word of a name."""
 _POSSESS = {"has": "does", "have": "do", "had": "did"}
 _NOT_VERBS = {"is", "has", "was", "this", "its", "his", "hers", "ours", "yours", "theirs", "us", "as", "thus",
               "always", "sometimes", "plus", "news", "less", "unless", "across", "towards"}
@@ -38,7 +41,7 @@ def _lower_first(text: str, context: str) -> str:
     first = text.split(" ", 1)[0]
     if not first[:1].isupper() or (first.isupper() and len(first) > 1) or first == "I":
         return text
-    if re.match(r"(?!(?:The|A|An|This|These|Each|Every|All|Our|Your)\s)[A-Z][\w'-]*\s+[A-Z]", text):
+    if first not in _NOT_NAMES and first.lower() not in _OPENERS and re.match(r"[A-Z][\w'-]*\s+[A-Z]", text):
         return text  # a full name: `Greta Lindqvist manages ...`
     if re.search(rf"[a-z,;:]\s+{re.escape(first)}\b", context):
         return text

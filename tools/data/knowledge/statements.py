@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from tools.data.knowledge.config import MAX_RESTATEMENTS, ChunkLike, KnowledgeConfig, chunk_id, knowledge_example
-from tools.data.knowledge.facts import Fact
+from tools.data.knowledge.facts import _DAY, _MONTH, Fact, facts_by_sentence
 from tools.data.knowledge.questions import (
     _IRREGULAR,
     _PREPOSITIONS,
@@ -35,9 +35,8 @@ _PROMPTS = ("Tell me what {title} says.", "Sum up {title} in a few sentences.", 
 assert len(_PROMPTS) == MAX_RESTATEMENTS
 _CLAUSE = {"that", "which", "who", "whose", "where", "when", "and", "or", "but"}
 _PARTICIPLES = {active: participle for participle, active in _IRREGULAR.items()}
-_TIMES = re.compile(r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|january|february|march|april|"
-                    r"may|june|july|august|september|october|november|december|day|week|month|year|morning|"
-                    r"afternoon|evening|night|weekend|weekday)s?\b", re.I)
+_TIMES = re.compile(rf"\b(?:{_MONTH}|{_DAY}|day|week|month|year|morning|afternoon|evening|night|weekend|weekday)s?\b",
+                    re.I)
 
 
 def _participle(verb: str) -> str:
@@ -104,9 +103,7 @@ def restated_examples(chunk: ChunkLike, facts: list[Fact], config: KnowledgeConf
     that has another form (active voice, the other name, opened by another thing) in one of them, asked for by
     varied prompts; deterministic for (seed, chunk)."""
     rng = random.Random(f"{config.seed}:{chunk_id(chunk)}:restated")
-    stated: dict[str, list[str]] = {}
-    for fact in facts:
-        stated.setdefault(fact.sentence, []).append(fact.value)
+    stated = {sentence: [f.value for f in its] for sentence, its in facts_by_sentence(facts).items()}
     sentences = list(stated)
     if len(sentences) < 2 or config.restatements <= 0:
         return []
