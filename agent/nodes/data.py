@@ -144,7 +144,7 @@ def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                            min_test=min(MIN_HOLDOUT, len(examples) // 5))
     report = trace.tool("validate_dataset", datasets.validate_dataset, split.train_path)
     base = resolve_base(state.spec["base_model"], runtime.context.workspace)
-    reply = functools.partial(generate_replies, base.path, max_new_tokens=64, batch_size=32,
+    reply = functools.partial(generate_replies, base.path, max_new_tokens=64, batch_size=64,
                               cache_dir=runtime.context.workspace.root / "eval-cache")
     replayed = trace.tool("replay_examples", replay.write_replay_examples, reply=reply, n_train=split.n_train,
                           out_path=Path(split.train_path).with_name("replay.jsonl"))

@@ -113,7 +113,8 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     est = estimate.plan_budget(examples=examples, tokens_per_example=per_example, budget_minutes=budget,
                                trials=len(grid), hardware=hardware, speeds=speeds,
                                longest_example=stats.longest_example_tokens(), max_row=config.max_length,
-                               replay_prompts=replay.replay_count(int(examples * 0.8)))
+                               replay_prompts=replay.replay_count(int(examples * 0.8)),
+                               guarded=spec["objective"] == "knowledge")
     if est.sweep_trials < len(grid):
         grid = grid[:est.sweep_trials]
         trace.decision(f"{len(grid)} sweep trial(s)", "the budget leaves no room for one epoch per trial and "
@@ -236,8 +237,11 @@ def measure_speeds(spec: dict[str, Any], hardware: estimate.Hardware, lessons: l
                 records = datasets.load_examples(source["location"], skip_invalid=True)[:48]
         sample = calibration_examples(records)
         speed = measure_training(preset, base.path, sample, row_tokens=row_tokens)
-        # Evaluation and replay decode 32 prompts a batch; throughput grows with the batch, so measure at 32.
-        generate = measure_generation(base.path, [ex["messages"][:-1] for ex in sample[:32]], max_new_tokens=16)
+        # Evaluation and replay decode up to 64 prompts a batch for up to 64 tokens; throughput grows with the
+        # batch and the decode's length (the prompt is read once), so measure near that: 48 prompts, 32 tokens
+        # read 144-192 rows x steps/s where 32 prompts and 16 tokens read 110-139, and the suite itself decodes
+        # at about 184 (SmolLM2, 2 cores; 16 tokens planned a CI-sized evaluation at 3.3 minutes, it took 1.8).
+        generate = measure_generation(base.path, [ex["messages"][:-1] for ex in sample[:48]], max_new_tokens=32)
     except (ToolError, OSError, RuntimeError, ValueError) as exc:
         speeds = estimate.default_speeds(hardware.device)
         speeds.source = f"default (calibration failed: {exc})"

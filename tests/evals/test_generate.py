@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from evals.generate import generate_replies, generate_token_ids, load_for_eval, model_fingerprint
+from evals.generate import (
+    KV_CACHE_BYTES,
+    even_batches,
+    generate_replies,
+    generate_token_ids,
+    load_for_eval,
+    model_fingerprint,
+    rows_that_fit,
+)
 from tools.errors import ToolError
 
 
@@ -33,6 +41,23 @@ def test_batched_generation_restores_prompt_order(noisy_model_dir):
     one_by_one = [generate_token_ids(loaded, [p], max_new_tokens=5, batch_size=1)[0] for p in prompts]
     assert len({tuple(r) for r in one_by_one}) > 3, "replies must differ for the order check to mean anything"
     assert batched == one_by_one
+
+
+def test_batches_are_as_few_and_even_as_the_cap_allows() -> None:
+    assert even_batches(80, 64) == [(0, 40), (40, 80)]
+    assert even_batches(36, 64) == [(0, 36)]
+    assert even_batches(65, 32) == [(0, 22), (22, 44), (44, 65)]
+    assert even_batches(0, 8) == [] and even_batches(5, 1) == [(i, i + 1) for i in range(5)]
+
+
+def test_a_big_models_batch_is_bounded_by_its_kv_cache(tiny_model_dir):
+    model = load_for_eval(tiny_model_dir).model
+    config = model.config
+    per_token = 2 * config.num_hidden_layers * (config.num_key_value_heads or config.num_attention_heads) \
+        * (getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads) * 4
+    assert rows_that_fit(model, 100) == KV_CACHE_BYTES // (per_token * 100) >= 64  # a tiny model: any batch
+    config.num_hidden_layers *= 4096  # the same shape, as deep as a model whose cache would not fit
+    assert 1 <= rows_that_fit(model, 100) < 64
 
 
 def test_reply_cache_avoids_regeneration(noisy_model_dir, tmp_path):

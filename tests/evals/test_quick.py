@@ -46,8 +46,11 @@ def test_suite_guard_answers_the_suite_as_the_verdict_does(tiny_model_dir) -> No
                                                                   task_type="CAUSAL_LM")).eval()
     tokenizer = load_tokenizer(tiny_model_dir)
     # A fresh LoRA is its base: nothing lost or gained, and its pass rate is the verdict's for the base.
-    checked = suite_guard(threshold=0.1)(model, tokenizer)
+    guard = suite_guard(threshold=0.1)
+    checked = guard(model, tokenizer)
     assert (checked["suite_lost"], checked["suite_gained"], checked["suite_regressed"]) == (0, 0, False)
+    # The base's answers are worked out at the first check only, and its time is told apart.
+    assert checked["base_seconds"] > 0 and guard(model, tokenizer)["base_seconds"] < checked["base_seconds"] / 2
     assert checked["suite_pass"] == pytest.approx(run_regression(tiny_model_dir).pass_rate, abs=1e-4)
     # A drop the rule flags (forced here by a rule that flags anything) is checked again on sampled answers:
     # weights equal to the base's answer the same samples, so the sampled pass rate did not fall at all.

@@ -41,6 +41,13 @@ DEPLOY_S = 6.0
 EVALUATE_SLACK = 1.2
 """Evaluation also scores losses and loads two models: five first runs here took 0.93-1.45 (mean 1.18) of the
 decode-only estimate, so it is scaled by their mean; the timing lesson refines it per machine."""
+SUITE_RESAMPLES = 8
+"""Sampled answers per changed suite item when a greedy pass-rate drop is checked again (evals.regression)."""
+RESAMPLED_SHARE = 0.15
+"""Expected share of the suite's items answered SUITE_RESAMPLES times more in a run that learns facts, by the
+weights in training and by base and tuned in evaluation: the changed items, when the pass-rate rule flags their
+greedy drop. In two CI-sized knowledge runs 10 of 36 items changed and were flagged, at every check and in the
+verdict; in a third, 6 changed and nothing was flagged (its evaluation took 50 s, the others' 106 and 118 s)."""
 REPLAY_REPLY_SHARE = 0.5
 """The base's replies to the replay prompts end at about half the token cap on average: prepare took
 0.34-0.59 of an estimate that decoded every reply to the cap, in four measured runs."""
@@ -167,26 +174,34 @@ MIN_SAMPLED_EXAMPLES = 40
 
 def plan_budget(*, examples: int, tokens_per_example: float, budget_minutes: float, trials: int,
                 hardware: Hardware, speeds: Speeds | None = None, holdout: int = 12, eval_new_tokens: int = 128,
-                replay_prompts: int = 24, longest_example: int = 256, max_row: int = 1024) -> Estimate:
+                replay_prompts: int = 24, longest_example: int = 256, max_row: int = 1024,
+                guarded: bool = False) -> Estimate:
     """Split a wall-time budget over the run's steps from measured speeds.
 
     Every sweep trial gets one epoch; the winner gets what is left after evaluation and deploy are reserved
     (it stops earlier when the goal metric plateaus). Data too big for one epoch per trial plus MIN_EPOCHS
-    for the winner is sampled down. Steps are corrected by the last run's actual / estimate.
+    for the winner is sampled down. Steps are corrected by the last run's actual / estimate. `guarded`: training
+    also checks kept weights against the regression suite (knowledge goals), and both it and the verdict answer
+    the changed items again by sampling.
     """
     speeds = speeds or default_speeds(hardware.device)
     fix = {step: min(2.0, max(0.5, speeds.corrections.get(step, 1.0))) for step in STEPS}
     gen, tps, overhead = speeds.generate_tokens_per_s, speeds.train_tokens_per_s, speeds.run_overhead_s
     reply_tokens = min(160, int(tokens_per_example * 0.7) + 24)
+    # Rows decoded to the suite's cap when the changed items are answered again by sampling.
+    resampled = RESAMPLED_SHARE * REGRESSION_SUITE_PROMPTS * SUITE_RESAMPLES * SUITE_NEW_TOKENS if guarded else 0.0
     score_s = GOAL_SAMPLE * reply_tokens / gen + 1.0
+    # Training checks kept weights against the suite about twice, the first that would be kept and those it
+    # stops with (tools.train.goal_stop), and answers it with the base once: three suite answerings.
+    checks_s = 3 * (REGRESSION_SUITE_PROMPTS * SUITE_NEW_TOKENS + resampled) / gen * EVALUATE_SLACK if guarded else 0.0
     n_eval = min(32, max(holdout, 1))
     seconds = {
         "plan": speeds.calibration_s * fix["plan"],
         "prepare": (5.0 + replay_prompts * SUITE_NEW_TOKENS * REPLAY_REPLY_SHARE / gen) * fix["prepare"],
         # Base and tuned on the hold-out (the base runs to the cap, the tuned model about its targets' length)
         # and on the regression suite, plus loading both models.
-        "evaluate": ((n_eval * (eval_new_tokens + reply_tokens) + 2 * REGRESSION_SUITE_PROMPTS * SUITE_NEW_TOKENS)
-                     / gen + 0.8 * overhead) * EVALUATE_SLACK * fix["evaluate"],
+        "evaluate": ((n_eval * (eval_new_tokens + reply_tokens) + 2 * REGRESSION_SUITE_PROMPTS * SUITE_NEW_TOKENS
+                      + 2 * resampled) / gen + 0.8 * overhead) * EVALUATE_SLACK * fix["evaluate"],
         "deploy": DEPLOY_S * fix["deploy"],
     }
     fixed = sum(seconds.values())
@@ -212,14 +227,14 @@ def plan_budget(*, examples: int, tokens_per_example: float, budget_minutes: flo
         if capped < examples:
             max_examples = capped
             tokens_per_epoch, row, steps_per_epoch, epoch_s = shape(capped)
-    one_epoch = (overhead + epoch_s + score_s) * fix["train"]
+    one_epoch = (overhead + epoch_s + score_s + checks_s) * fix["train"]
     while trials > 1 and pool - sweep_s(trials, epoch_s) < one_epoch:
         trials -= 1
     min_budget = math.ceil((fixed + sweep_s(1, epoch_s) + one_epoch) / 60 + 0.5)
     train_seconds = max(pool - sweep_s(trials, epoch_s), 0.0)
     score_every = max(2, min(20, steps_per_epoch))
     per_step = row / tps + score_s / score_every
-    train_steps = max(0, int((train_seconds / fix["train"] - overhead) / per_step))
+    train_steps = max(0, int((train_seconds / fix["train"] - overhead - checks_s) / per_step))
     seconds["sweep"] = sweep_s(trials, epoch_s)
     seconds["train"] = train_seconds
     minutes = {k: round(v / 60, 2) for k, v in seconds.items()}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from evals.regression import load_suite
-from tools.train.estimate import REGRESSION_SUITE_PROMPTS, Hardware, Speeds, plan_budget, row_length
+from evals.regression import RESAMPLES, load_suite
+from tools.train.estimate import REGRESSION_SUITE_PROMPTS, SUITE_RESAMPLES, Hardware, Speeds, plan_budget, row_length
 
 CPU = Hardware("cpu", 2, False)
 SLOW = Speeds(train_tokens_per_s=100.0, generate_tokens_per_s=35.0, run_overhead_s=25.0)
@@ -51,3 +51,13 @@ def test_large_data_is_sampled_down_and_gpu_runs_are_costed() -> None:
 
 def test_evaluate_time_counts_every_regression_suite_prompt() -> None:
     assert REGRESSION_SUITE_PROMPTS == len(load_suite()) >= 36
+
+
+def test_a_guarded_run_plans_its_suite_checks_in_training_and_its_resampled_verdict() -> None:
+    plain = plan_budget(examples=200, tokens_per_example=90, budget_minutes=20, trials=2, hardware=CPU, speeds=SLOW)
+    guarded = plan_budget(examples=200, tokens_per_example=90, budget_minutes=20, trials=2, hardware=CPU,
+                          speeds=SLOW, guarded=True)
+    assert guarded.minutes["evaluate"] > plain.minutes["evaluate"]
+    assert guarded.train_steps < plain.train_steps  # the same minutes hold fewer steps: each score checks the suite
+    assert abs(guarded.minutes["total"] - 20) < 0.3
+    assert SUITE_RESAMPLES == RESAMPLES

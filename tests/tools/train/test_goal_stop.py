@@ -62,6 +62,52 @@ def test_a_deadline_stops_training_at_the_next_step(tiny_model_dir, repetitive_d
     assert [p["step"] for p in result.goal_curve] == [1]  # the weights it stops with are still scored
 
 
+def test_training_stops_early_enough_to_score_its_last_weights_by_the_deadline(tiny_model_dir, repetitive_data,
+                                                                              tmp_path, monkeypatch):
+    from tools.train import goal_stop
+
+    clock = [1000.0]  # the run's clock: a goal score takes 10 s of it, a guard check 20 s, a step none
+    monkeypatch.setattr(goal_stop, "time", SimpleNamespace(time=lambda: clock[0], perf_counter=lambda: clock[0]))
+    ended: list[float] = []
+
+    def score(model, tokenizer) -> float:
+        clock[0] += 10
+        ended.append(clock[0])
+        return 0.5
+
+    def guard(model, tokenizer) -> dict:
+        clock[0] += 20
+        ended.append(clock[0])
+        return {"suite_regressed": False}
+
+    result = train(fast_config(max_steps=200), tiny_model_dir, *repetitive_data, tmp_path / "out", progress=False,
+                   goal=GoalStop(score=score, every=1, patience=100, deadline=1065.0, guard=guard))
+    # Step 1: scored and checked by 1030. Step 2 (a tie, not checked yet) by 1040. Another score may need a check
+    # too (10 + 20 s) and would end at 1070, past the deadline: training stops at step 2. Its weights tie the
+    # best and are the ones kept, so they are checked at the end, still by the deadline.
+    assert result.stop_reason == "deadline" and result.steps == 2
+    assert ended == [1010.0, 1030.0, 1040.0, 1060.0]
+
+
+def test_weights_that_score_nothing_are_not_checked_by_the_guard() -> None:
+    scores = iter([0.0, 0.0, 0.5])
+    asked: list[int] = []
+
+    def guard(model, tokenizer) -> dict:
+        asked.append(step)
+        return {"suite_regressed": False}
+
+    callback = GoalStopCallback(GoalStop(score=lambda m, t: next(scores), guard=guard, refresh_on_tie=True),
+                                tokenizer=None)
+    control = SimpleNamespace(should_training_stop=False)
+    for step, loss in zip(range(1, 4), [1.0, 0.5, 0.3], strict=True):
+        callback._score(Weights(), step, control, loss)
+    assert asked == [3] and (callback.trace.best, callback.trace.best_step) == (0.5, 3)
+    step = 4  # final weights at 0.0 tie nothing worth keeping: no check at the end either
+    callback.on_train_end(None, SimpleNamespace(global_step=3, log_history=[]), control, model=Weights())
+    assert asked == [3]
+
+
 def test_training_continues_from_earlier_weights(tiny_model_dir, repetitive_data, tmp_path):
     first = train(fast_config(max_steps=6), tiny_model_dir, *repetitive_data, tmp_path / "a", progress=False)
     second = train(fast_config(max_steps=2, lr=1e-9), tiny_model_dir, *repetitive_data, tmp_path / "b",
@@ -142,32 +188,75 @@ def test_final_weights_that_tie_the_best_score_are_the_ones_kept_and_reported(tm
     assert (weights / "w").read_text() == "best"
 
 
-def test_the_guard_is_asked_only_of_weights_about_to_be_kept_and_fails_them_by_a_whole_point() -> None:
-    scores = iter([0.5, 1.0, 1.0, 1.0, 1.0])
-    failing = {4, 6}  # the guard's verdicts, by the step it was asked at
+def test_the_guard_checks_at_once_until_weights_pass_then_when_training_stops_newest_first() -> None:
+    scores = iter([0.5, 0.8, 0.8, 0.8, 0.8])
+    verdicts = iter([False, True, True, False])  # suite_regressed, call by call
     asked: list[int] = []
 
     def guard(model, tokenizer) -> dict:
         asked.append(step)
-        return {"suite_lost": 5, "suite_regressed": step in failing}
+        return {"suite_lost": 5, "suite_regressed": next(verdicts)}
 
     callback = GoalStopCallback(GoalStop(score=lambda m, t: next(scores), patience=3, guard=guard,
                                          refresh_on_tie=True), tokenizer=None)
     control = SimpleNamespace(should_training_stop=False)
     for step, loss in zip(range(1, 6), [1.0, 0.5, 0.3, 0.2, 0.295], strict=True):
         callback._score(Weights(), step, control, loss)
-    # Steps 1 and 2 are new bests; step 3 ties with a lower loss (a refresh); step 4 ties lower again but its
-    # general answers regressed; step 5 ties with a loss no lower than the kept step 3's: not a candidate.
-    assert asked == [1, 2, 3, 4]
-    assert (callback.trace.best, callback.trace.best_step) == (1.0, 3)
-    assert not control.should_training_stop  # the refresh was progress: patience (3) counts from step 3
-    curve = {entry["step"]: entry for entry in callback.trace.curve}
-    assert curve[4]["metric"] == 0.0 and curve[4]["penalty"] == 1.0 and curve[4]["suite_regressed"]
-    assert "suite_regressed" not in curve[5]
-    # Final weights that tie the best are kept in its place, so the end of training asks the guard of them.
+    # Step 1 is checked at once and passes. Steps 2-4 are kept too (a new best, then ties with a lower loss) but
+    # not checked yet; step 5 ties with a loss no lower than step 4's: not kept. Patience counts from step 4.
+    assert asked == [1]
+    assert (callback.trace.best, callback.trace.best_step) == (0.8, 4)
+    assert not control.should_training_stop
+    # Training ends: its final weights tie the best and would be kept, so they are checked first, then the
+    # newest kept weights until some pass: 5 and 4 regressed and lose a whole point; 3 passes and is the best.
     step = 6
     callback.on_train_end(None, SimpleNamespace(global_step=5, log_history=[]), control, model=Weights())
-    assert asked[-1] == 6 and callback.trace.curve[-1]["metric"] == 0.0  # so keep_best restores step 3's
+    assert len(asked) == 4
+    curve = {entry["step"]: entry for entry in callback.trace.curve}
+    assert curve[5]["metric"] == curve[4]["metric"] == -0.2 and curve[4]["penalty"] == 1.0
+    assert curve[3]["suite_regressed"] is False and "suite_regressed" not in curve[2]
+    assert (callback.trace.best, callback.trace.best_step) == (0.8, 3)  # so keep_best restores step 3's
+
+
+def test_weights_kept_unchecked_are_checked_as_saved_and_the_first_that_passes_is_the_one_kept(
+        tiny_model_dir, repetitive_data, tmp_path):
+    def lora_sum(model) -> float:
+        return round(float(sum(p.detach().double().sum() for n, p in model.named_parameters() if "lora_" in n)), 6)
+
+    scores = iter([0.5, 0.8, 0.9])
+    seen: list[float] = []
+
+    def guard(model, tokenizer) -> dict:
+        seen.append(lora_sum(model))
+        return {"suite_regressed": len(seen) == 2}  # the final (step 12) weights regressed
+
+    out = tmp_path / "out"
+    result = train(fast_config(max_steps=12), tiny_model_dir, *repetitive_data, out, progress=False,
+                   goal=GoalStop(score=lambda m, t: next(scores), every=4, patience=5, guard=guard,
+                                 best_dir=out / "best"))
+    # Step 4 was checked at once; steps 8 and 12 were kept unchecked, then checked at the end newest first:
+    # 12 in place (regressed), then 8 as it was saved, swapped in for the check.
+    assert len(seen) == 3 and len({*seen}) == 3
+    assert (result.best_goal_step, result.best_goal_metric) == (8, 0.8)
+    kept = _weights(out / "adapter")
+    assert round(float(sum(t.double().sum() for t in kept.values())), 6) == seen[2]
+    assert (out / "adapter" / "tokenizer_config.json").exists()  # a whole model folder, as the trainer saves it
+    assert not list(out.glob("best-unchecked-*"))  # the unchecked copies are gone
+
+
+def test_a_stop_whose_kept_weights_regressed_trains_on() -> None:
+    verdicts = iter([False, True])
+    callback = GoalStopCallback(GoalStop(score=lambda m, t: (1.0, {"goal": 1.0}), patience=2,
+                                         guard=lambda m, t: {"suite_regressed": next(verdicts)},
+                                         refresh_on_tie=True), tokenizer=None)
+    control = SimpleNamespace(should_training_stop=False)
+    # Perfect from step 1 (checked, passes); step 2 is kept unchecked (a tie with a falling loss); step 3's
+    # loss stopped falling: the goal is met, so the kept step-2 weights are checked, and they regressed.
+    for step, loss in zip(range(1, 4), [1.0, 0.5, 0.5], strict=True):
+        callback._score(Weights(), step, control, loss)
+    assert not control.should_training_stop and callback.trace.best_step == 1
+    callback._score(Weights(), 4, control, 0.5)  # met again; nothing unchecked is left: it stops
+    assert control.should_training_stop and callback.trace.stop_reason == "goal met on the validation sample"
 
 
 def test_no_plateau_before_any_weights_pass_the_guard() -> None:
