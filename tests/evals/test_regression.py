@@ -172,9 +172,11 @@ def test_a_damaged_smollm2_still_regresses_when_its_changed_items_are_sampled(sm
     loaded = load_for_eval(smollm2_dir)
     base = run_regression(loaded, suite=suite, max_new_tokens=32)
     generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():  # measured: greedy pass rate 44 % -> 19 %, the base's sure passes among the lost
+    # Damage well past the line (measured: greedy pass rate 44 % -> 11 %): at 1.5 % noise (44 -> 19 %) the sampled
+    # drop was 27 passes of 288 against the 28.8 the rule needs in one draw, 10 % and more in another.
+    with torch.no_grad():
         for param in loaded.model.parameters():
-            param.add_(torch.randn(param.shape, generator=generator) * 0.015)
+            param.add_(torch.randn(param.shape, generator=generator) * 0.02)
     damaged = run_regression(loaded, suite=suite, max_new_tokens=32)
 
     def resample(ids: list[str]) -> tuple[dict[str, int], dict[str, int]]:
