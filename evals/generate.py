@@ -161,6 +161,9 @@ def generate_replies(
     return [cached[k] for k in keys]
 
 
+BATCH_ROWS = 64
+"""Most prompts a generation batch decodes together (evaluation, the suite, replay); see `even_batches`."""
+
 SMALL_MODEL_PARAMS = 20_000_000
 """Below this size a matmul is too small to split across threads: the hand-off costs more than it saves."""
 
@@ -214,7 +217,7 @@ def generate_token_ids(loaded: LoadedModel, prompts: list[list[Message]], *, max
     )
     # Length-sorted batches waste less compute on padding; the order is restored at the end.
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    rows = min(batch_size, rows_that_fit(loaded.model, max(map(len, encoded)) + max_new_tokens))
+    rows = min(batch_size, rows_that_fit(loaded.model, max(map(len, encoded), default=0) + max_new_tokens))
     replies: list[list[int]] = [[] for _ in encoded]
     torch.manual_seed(seed)
     with thread_budget(loaded.model):

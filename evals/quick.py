@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from evals.generate import LoadedModel, generate_replies, generate_token_ids, stop_token_ids
+from evals.generate import BATCH_ROWS, LoadedModel, generate_replies, generate_token_ids, stop_token_ids
 from evals.regression import (
     RESAMPLES,
     SIGN_TEST_ALPHA,
@@ -102,7 +102,7 @@ def goal_scorer(examples: Sequence[dict[str, Any]], objective: str, train_target
 
 
 def suite_guard(*, threshold: float, alpha: float = SIGN_TEST_ALPHA, max_new_tokens: int = 64,
-                batch_size: int = 64) -> Callable[[Any, Any], dict[str, Any]]:
+                batch_size: int = BATCH_ROWS) -> Callable[[Any, Any], dict[str, Any]]:
     """A (model, tokenizer) → {"suite_regressed": bool, ...} check of a LoRA model being trained: would the
     verdict's pass-rate rule fail these weights on the general regression suite?
 

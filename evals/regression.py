@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evals.generate import generate_replies, generate_token_ids, load_for_eval
+from evals.generate import BATCH_ROWS, generate_replies, generate_token_ids, load_for_eval
 from evals.metrics import target_losses
 from tools.errors import ToolError
 
@@ -132,7 +132,7 @@ def check_output(item: SuiteItem, output: str) -> bool:
 
 
 def suite_passes(model: Any, suite: list[SuiteItem] | None = None, *, max_new_tokens: int = 64,
-                 batch_size: int = 64, temperature: float = 0.0, seed: int = 0) -> list[bool]:
+                 batch_size: int = BATCH_ROWS, temperature: float = 0.0, seed: int = 0) -> list[bool]:
     """Each suite item's pass, answered as the verdict answers it (greedy unless `temperature` > 0, no cache).
     `model` is a model folder, a (base, adapter) pair or a `LoadedModel`, e.g. weights in training."""
     suite = suite or load_suite()
@@ -214,7 +214,7 @@ RESAMPLE_TEMPERATURE = 0.7
 
 
 def sampled_passes(model: Any, items: list[SuiteItem], *, samples: int = RESAMPLES,
-                   temperature: float = RESAMPLE_TEMPERATURE, max_new_tokens: int = 64, batch_size: int = 64,
+                   temperature: float = RESAMPLE_TEMPERATURE, max_new_tokens: int = 64, batch_size: int = BATCH_ROWS,
                    seed: int = 0) -> dict[str, int]:
     """How many of `samples` sampled answers to each item pass its check (seeded, so repeatable): an item's
     pass rate as a share, which moves smoothly with the weights where a single greedy answer flips."""

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evals.generate import generate_replies, load_for_eval
+from evals.generate import BATCH_ROWS, generate_replies, load_for_eval
 from evals.judge import judge_pairwise
 from evals.knowledge import knowledge_recall, recall_by_source
 from evals.metrics import (
@@ -62,7 +62,7 @@ class Criteria:
     max_new_tokens: int = field(default=128, metadata={"help": "Token cap per generated hold-out reply."})
     suite_max_new_tokens: int = field(default=64, metadata={
         "help": "Token cap on the regression suite (its answers are short; 64 keeps it cheap)."})
-    batch_size: int = field(default=64, metadata={
+    batch_size: int = field(default=BATCH_ROWS, metadata={
         "help": "Most prompts per generation batch (split evenly, fewer when a big model's cache would not fit): "
                 "SmolLM2 answered the 36-item suite in 16 s at 32 a batch, 12.5 s at 64 (2 cores)."})
     samples: int = field(default=8, metadata={"help": "Rows in the before/after sample table."})

@@ -14,7 +14,7 @@ from agent.context import Context
 from agent.progress import live_progress
 from agent.state import State
 from agent.trace import Tracer, traced
-from evals.generate import generate_replies
+from evals.generate import BATCH_ROWS, generate_replies
 from tools import data as datasets
 from tools.crawl import CrawlConfig, CrawlSummary, crawl
 from tools.data import ingest, knowledge, replay, synth
@@ -144,7 +144,7 @@ def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                            min_test=min(MIN_HOLDOUT, len(examples) // 5))
     report = trace.tool("validate_dataset", datasets.validate_dataset, split.train_path)
     base = resolve_base(state.spec["base_model"], runtime.context.workspace)
-    reply = functools.partial(generate_replies, base.path, max_new_tokens=64, batch_size=64,
+    reply = functools.partial(generate_replies, base.path, max_new_tokens=64, batch_size=BATCH_ROWS,
                               cache_dir=runtime.context.workspace.root / "eval-cache")
     replayed = trace.tool("replay_examples", replay.write_replay_examples, reply=reply, n_train=split.n_train,
                           out_path=Path(split.train_path).with_name("replay.jsonl"))

@@ -125,7 +125,8 @@ class GoalStopCallback(TrainerCallback):
     def settle(self, model: Any, step: int) -> bool:
         """Check the kept weights the guard has not seen, newest first, until some pass: those become the best
         (moved into best_dir); the failing ones lose a point and are dropped. With none passing, the best is the
-        last weights that passed (or none). `step` is the step of the weights in `model` now. True when the
+        last weights that passed (or none). `step` is the step of the weights in `model` now (without a best_dir
+        nothing was saved to swap in, and those are checked). True when the
         newest kept weights passed (or there was nothing to check)."""
         failed = False
         while self._candidates:
@@ -268,9 +269,7 @@ class GoalStopCallback(TrainerCallback):
         folder = None
         if self.stop.best_dir is not None:
             folder = self.stop.best_dir.with_name(f"{self.stop.best_dir.name}-unchecked-{entry['step']:05d}")
-            with atomic_dir(folder) as tmp:
-                model.save_pretrained(tmp, safe_serialization=True)
-                self.tokenizer.save_pretrained(tmp)
+            self._save(model, folder)
         self._candidates.append({"entry": entry, "dir": folder})
         for stale in self._candidates[:-KEEP_UNCHECKED]:
             if stale["dir"] is not None:
@@ -284,9 +283,12 @@ class GoalStopCallback(TrainerCallback):
         self._candidates = []
 
     def _save_best(self, model: Any) -> None:
-        if self.stop.best_dir is None:
-            return
-        with atomic_dir(self.stop.best_dir) as tmp:
+        if self.stop.best_dir is not None:
+            self._save(model, self.stop.best_dir)
+
+    def _save(self, model: Any, folder: Path) -> None:
+        """The weights and tokenizer as a whole model folder, written at once."""
+        with atomic_dir(folder) as tmp:
             model.save_pretrained(tmp, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp)
 
