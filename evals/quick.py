@@ -12,6 +12,7 @@ from evals.generate import BATCH_ROWS, LoadedModel, generate_replies, generate_t
 from evals.regression import (
     RESAMPLES,
     SIGN_TEST_ALPHA,
+    SUITE_MAX_NEW_TOKENS,
     load_suite,
     lost_and_gained,
     pass_rate_regressed,
@@ -101,7 +102,8 @@ def goal_scorer(examples: Sequence[dict[str, Any]], objective: str, train_target
     return score
 
 
-def suite_guard(*, threshold: float, alpha: float = SIGN_TEST_ALPHA, max_new_tokens: int = 64,
+def suite_guard(*, threshold: float, alpha: float = SIGN_TEST_ALPHA,
+                max_new_tokens: int = SUITE_MAX_NEW_TOKENS,
                 batch_size: int = BATCH_ROWS) -> Callable[[Any, Any], dict[str, Any]]:
     """A (model, tokenizer) → {"suite_regressed": bool, ...} check of a LoRA model being trained: would the
     verdict's pass-rate rule fail these weights on the general regression suite?

@@ -127,11 +127,15 @@ CHECKS: dict[str, Callable[[str, dict[str, Any]], bool]] = {
 }
 
 
+SUITE_MAX_NEW_TOKENS = 64
+"""Token cap on a regression-suite answer (its answers are short; 64 keeps the check cheap)."""
+
+
 def check_output(item: SuiteItem, output: str) -> bool:
     return bool(CHECKS[item.check["type"]](output.strip(), item.check))
 
 
-def suite_passes(model: Any, suite: list[SuiteItem] | None = None, *, max_new_tokens: int = 64,
+def suite_passes(model: Any, suite: list[SuiteItem] | None = None, *, max_new_tokens: int = SUITE_MAX_NEW_TOKENS,
                  batch_size: int = BATCH_ROWS, temperature: float = 0.0, seed: int = 0) -> list[bool]:
     """Each suite item's pass, answered as the verdict answers it (greedy unless `temperature` > 0, no cache).
     `model` is a model folder, a (base, adapter) pair or a `LoadedModel`, e.g. weights in training."""
@@ -147,7 +151,7 @@ def lost_and_gained(suite: list[SuiteItem], base: list[bool], tuned: list[bool])
     return [i.id for i, b, t in pairs if b and not t], [i.id for i, b, t in pairs if t and not b]
 
 
-def run_regression(model: Any, *, suite: list[SuiteItem] | None = None, max_new_tokens: int = 64,
+def run_regression(model: Any, *, suite: list[SuiteItem] | None = None, max_new_tokens: int = SUITE_MAX_NEW_TOKENS,
                    batch_size: int = 8, cache_dir: str | Path | None = None) -> RegressionScores:
     """Generate greedily on every suite prompt, check each output, and score the reference NLL."""
     suite = suite or load_suite()
@@ -214,8 +218,8 @@ RESAMPLE_TEMPERATURE = 0.7
 
 
 def sampled_passes(model: Any, items: list[SuiteItem], *, samples: int = RESAMPLES,
-                   temperature: float = RESAMPLE_TEMPERATURE, max_new_tokens: int = 64, batch_size: int = BATCH_ROWS,
-                   seed: int = 0) -> dict[str, int]:
+                   temperature: float = RESAMPLE_TEMPERATURE, max_new_tokens: int = SUITE_MAX_NEW_TOKENS,
+                   batch_size: int = BATCH_ROWS, seed: int = 0) -> dict[str, int]:
     """How many of `samples` sampled answers to each item pass its check (seeded, so repeatable): an item's
     pass rate as a share, which moves smoothly with the weights where a single greedy answer flips."""
     if not items:

@@ -23,7 +23,14 @@ from evals.metrics import (
     target_losses,
     token_f1,
 )
-from evals.regression import RegressionComparison, compare, load_suite, run_regression, sampled_passes
+from evals.regression import (
+    SUITE_MAX_NEW_TOKENS,
+    RegressionComparison,
+    compare,
+    load_suite,
+    run_regression,
+    sampled_passes,
+)
 from evals.style import StyleProfile, style_profile
 from tools.errors import ToolError
 from tools.models import is_adapter_dir
@@ -60,7 +67,7 @@ class Criteria:
     min_holdout: int = field(default=SMALL_SAMPLE, metadata={
         "help": "Below this many hold-out examples the verdict claims no significance."})
     max_new_tokens: int = field(default=128, metadata={"help": "Token cap per generated hold-out reply."})
-    suite_max_new_tokens: int = field(default=64, metadata={
+    suite_max_new_tokens: int = field(default=SUITE_MAX_NEW_TOKENS, metadata={
         "help": "Token cap on the regression suite (its answers are short; 64 keeps it cheap)."})
     batch_size: int = field(default=BATCH_ROWS, metadata={
         "help": "Most prompts per generation batch (split evenly, fewer when a big model's cache would not fit): "
