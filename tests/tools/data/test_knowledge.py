@@ -100,6 +100,12 @@ def test_questions_are_made_from_the_fact_sentence_by_rule() -> None:
         == "When does Heron run the nightly tests?"  # type: ignore[arg-type]
     assert factual_question(find_fact("Security at Norvane is run by Dana Okafor."), "") \
         == "Where is security run by Dana Okafor?"  # type: ignore[arg-type]
+    danube = find_facts("The largest room, Danube, seats 24 people.")[-1]  # a name set off by commas
+    assert factual_question(danube, "") == "What is the largest room called?"
+    assert embedded_question(danube, "") == "what the largest room is called"
+    assert factual_question(find_facts("Onboarding at Norvane lasts two weeks.")[-1], "") \
+        == "Where does onboarding last two weeks?"
+    assert [f.value for f in find_facts("Meeting rooms at Norvane are named after rivers.")] == ["Norvane"]
     tickets = find_fact("Train tickets above 180 euros need approval from Oskar Lind.")
     assert tickets is not None and tickets.value == "180 euros"
     assert factual_question(tickets, "") == "Train tickets above how much need approval from Oskar Lind?"

@@ -54,7 +54,8 @@ _SPANS = (  # (kind, pattern), likeliest first; a sentence's facts are its non-o
     ("name", re.compile(r"(?:\b(?P<prep>in|at|near|by|to|from|with)\s+)?(?P<value>(?<![\w'-])"
                         r"(?!(?:The|A|An|This|That|These|If|When|All|Each|Every|It|In|On|Our|I)\b)"
                         r"[A-Z][\w'-]+(?:\s+(?:of\s+)?[A-Z][\w'-]+)*)")),
-    ("name", re.compile(r"(?P<prep>)(?:(?<=\bcalled )|(?<=\bnamed ))(?P<value>[a-z][\w-]*[a-z0-9])\b")),
+    ("name", re.compile(r"(?P<prep>)(?:(?<=\bcalled )|(?<=\bnamed ))"  # not `named after rivers`
+                        r"(?P<value>(?!(?:after|for|by|as|in|on|at|to|from|with|the|a|an)\b)[a-z][\w-]*[a-z0-9])\b")),
     ("rule", re.compile(r"(?P<prep>)\b(?P<value>must not|must never|must always|must|should not|should never|"
                         r"should|cannot|may not|never|always|(?:is|are) (?:not )?(?:allowed|required) to)\b")),
 )

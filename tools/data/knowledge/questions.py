@@ -88,6 +88,8 @@ def factual_question(fact: Fact, context: str, *, keep_after: bool = True) -> st
         subject = _lower_first(subject, context)
         return {"is": f"What is {subject}?", "are": f"What are {subject}?",
                 "means": f"What does {subject} mean?"}.get(verb, f"What does {subject} refer to?")
+    if _appositive(fact):  # `The largest room, Danube, seats 24 people`: the name is what the room is called
+        return f"What is {_lower_first(before, context)} called?"
     if not before:  # the span is the subject: replace it
         return _cap(_join(fact.wh, after)) + "?"
     words, rest = before.split(), after.split()
@@ -100,6 +102,8 @@ def factual_question(fact: Fact, context: str, *, keep_after: bool = True) -> st
                 return _cap(_join(fact.wh, word.lower(), subject, *words[i + 1:], after)) + "?"
         if rest and rest[0] in _AUX and not _dangles(before):  # the span ends the subject: `Where is security run`
             return _cap(_join(fact.wh, rest[0], _lower_first(before, context), *rest[1:])) + "?"
+        if rest and _s_verb(rest[0]) and fact.wh == "where" and not _dangles(before):  # `Where does onboarding last`
+            return _cap(_join(fact.wh, "does", _lower_first(before, context), _lemma(rest[0]), *rest[1:])) + "?"
         # The verb: an -s verb before its object (`Heron runs the nightly tests`), else the last word, when
         # only an adjunct follows the span (`need approval` after it means the span is in the subject).
         at = next((i for i, w in enumerate(words[1:-1], start=1) if _s_verb(w) and words[i + 1] in _AFTER_VERB),
@@ -115,6 +119,13 @@ def factual_question(fact: Fact, context: str, *, keep_after: bool = True) -> st
             if subject_words[-1].endswith("s"):
                 return _cap(_join(fact.wh, "do", subject, verb, *words[at + 1:], after)) + "?"
     return _cap(_join(before, fact.wh_insitu, after)) + "?"  # an echo question is always grammatical
+
+
+def _appositive(fact: Fact) -> bool:
+    """True for a name set off by commas after the noun it names (`The largest room, Danube, seats ...`)."""
+    body = fact.sentence.rstrip(".!? ")
+    return fact.span_kind == "name" and fact.wh == "what" and body[:fact.start].rstrip().endswith(",") \
+        and body[fact.end:].lstrip().startswith(",")
 
 
 def _dangles(before: str) -> bool:
@@ -135,6 +146,8 @@ def embedded_question(fact: Fact, context: str) -> str:
     before, after = _parts(fact)
     if fact.span_kind == "definition":
         return _join("what", _lower_first(before, context))
+    if _appositive(fact):
+        return f"what {_lower_first(before, context)} is called"
     if before and after and _dangles(before):  # in the subject: `flights shorter than how many hours are booked`
         return _join(_lower_first(before, context), fact.wh_insitu, after)
     return _join(fact.wh_insitu if before else fact.wh, _lower_first(before, context) if before else "", after)
