@@ -4,7 +4,8 @@ Each sentence that states a fact (a number, a name, a definition, a rule) gets q
 each answered from that chunk, so a trained model learns the middle of a page and not only its opening; the
 hold-out asks about facts spread over the corpus in a phrasing the training set does not use for that fact.
 
-config: settings and the example shape · facts: which sentences, which span · questions: questions by rule ·
+config: settings and the example shape · grammar: the words and word forms the rules share ·
+facts: which sentences, which span · questions: questions by rule ·
 offline: a chunk's rule-made examples · statements: its facts restated ·
 teacher: the optional endpoint · build: build, check, estimate and the hold-out split.
 """

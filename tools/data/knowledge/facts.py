@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from tools.data.knowledge.config import ChunkLike, KnowledgeConfig, chunk_id
+from tools.data.knowledge.grammar import DAYS, DETERMINER_WORDS, MONTHS, NOT_NAMES
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,6 @@ class Fact:
 
 
 _NUMBER_WORDS = "two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundred"
-_MONTH = "January|February|March|April|May|June|July|August|September|October|November|December"
-_DAY = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
-_DETERMINERS = "the|a|an|our|your|its|their|his|her|my|these|those"
 _FUNCTION = "and|the|for|per|are|was|were|who|which|that|than|with|from|more|less|times|or"
 _SPANS = (  # (kind, pattern), likeliest first; a sentence's facts are its non-overlapping matches
     ("money", re.compile(r"(?:\b(?P<prep>of|for|up to|at most|at least|over|under|above|below)\s+)?"
@@ -41,9 +39,9 @@ _SPANS = (  # (kind, pattern), likeliest first; a sentence's facts are its non-o
                         r"(?:\s?[ap]\.?m\.?)?|\b\d{1,2}(?:\.\d{2})?\s?[ap]\.?m\.?)")),
     ("percent", re.compile(r"(?P<prep>)(?P<value>\b\d+(?:\.\d+)?\s?(?:%|percent\b))")),
     ("date", re.compile(rf"(?:\b(?P<prep>on|in|by|before|after|until|since|from|every|each)\s+)?"
-                        rf"(?P<value>\b(?:(?:{_DAY})s?"
-                        rf"|(?:{_MONTH})(?:\s+\d{{1,2}}(?:st|nd|rd|th)?)?(?:,?\s+\d{{4}})?"
-                        rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTH})(?:\s+\d{{4}})?|(?:19|20)\d{{2}})\b)")),
+                        rf"(?P<value>\b(?:(?:{DAYS})s?"
+                        rf"|(?:{MONTHS})(?:\s+\d{{1,2}}(?:st|nd|rd|th)?)?(?:,?\s+\d{{4}})?"
+                        rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{MONTHS})(?:\s+\d{{4}})?|(?:19|20)\d{{2}})\b)")),
     ("quantity", re.compile(rf"(?:\b(?P<prep>within|for|after|every|up to|at least|at most|over|under|about)\s+)?"
                             rf"(?P<value>\b(?:\d[\d,]*(?:\.\d+)?|{_NUMBER_WORDS})\s+(?!(?:{_FUNCTION})\b)"
                             rf"(?P<unit>[a-z]{{3,}}|[A-Z]{{2,5}}\s+[a-z]{{3,}})\b)")),
@@ -63,7 +61,7 @@ _OF_STOPS = {"at", "on", "in", "by", "from", "to", "for", "with", "within", "bef
              "is", "are", "was", "were", "be", "can", "must", "may", "will", "should", "has", "have", "and", "or",
              "per", "each", "every", "than", "that", "which", "who", "the", "a", "an", "their", "its", "our"}
 """Words that end an of-phrase: `16 weeks of leave per year` asks `how many weeks of leave`."""
-_NOT_NAMES = {"I", "The", "A", "An", "This", "That", "If", "When", "All", "Each", "Every", "It", "In", "On"}
+
 _PLACE_WORDS = {"office", "street", "road", "hall", "building", "room", "center", "centre", "park", "city",
                 "team", "department", "committee", "inc", "ltd", "group", "square", "floor", "lane", "portal",
                 "system", "policy", "fund", "plan", "program", "programme", "desk", "club", "library", "app"}
@@ -139,14 +137,14 @@ def find_facts(sentence: str, fact_id: str = "", chunk_id: str = "", limit: int 
 def _span_fact(sentence: str, body: str, kind: str, match: re.Match[str], fact_id: str,
                chunk_id: str) -> Fact | None:
     """The fact one pattern match states, or None when the match only looks like one."""
-    if kind == "name" and (match.group("value") in _NOT_NAMES or re.fullmatch(
-            rf"(?:{_MONTH}|{_DAY})s?", match.group("value"))):
+    if kind == "name" and (match.group("value") in NOT_NAMES or re.fullmatch(
+            rf"(?:{MONTHS}|{DAYS})s?", match.group("value"))):
         return None
     prep = match.group("prep") or ""
     start = match.start("prep") if prep else match.start("value")
     if kind == "name" and start == 0 and " " not in match.group("value"):
         return None  # one capitalised word opening a sentence is as likely a common noun
-    determiner = re.search(rf"\b(?:{_DETERMINERS})\s+$", body[:start], re.I)
+    determiner = re.search(rf"\b(?:{DETERMINER_WORDS})\s+$", body[:start], re.I)
     rest = body[match.end("value"):]
     if kind == "date" and re.search(r"\b(?:first|second|third|fourth|last)\s+$", body[:start]):
         return None  # `the second Tuesday of March`: the month is asked, not an ordinal's weekday
@@ -200,7 +198,7 @@ def _wh_phrase(kind: str, prep: str, match: re.Match[str]) -> tuple[str, str]:
     if kind == "time":
         return ("when", "at what time") if prep in ("", "at") else (f"{prep} what time",) * 2
     if kind == "date":
-        if re.fullmatch(_MONTH, match.group("value")):  # `in March` → `in which month`
+        if re.fullmatch(MONTHS, match.group("value")):  # `in March` → `in which month`
             return f"{prep or 'in'} which month", f"{prep} which month".strip()
         return ("when",) * 2 if prep in ("", "on", "in", "every", "each") else (f"{prep} when",) * 2
     if kind == "name":

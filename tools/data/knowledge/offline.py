@@ -8,9 +8,8 @@ from typing import Any
 
 from tools.data.knowledge.config import ChunkLike, KnowledgeConfig, chunk_id, knowledge_example, topic
 from tools.data.knowledge.facts import Fact, facts_by_sentence, split_sentences
+from tools.data.knowledge.grammar import join, upper_first
 from tools.data.knowledge.questions import (
-    _cap,
-    _join,
     alias_questions,
     cloze,
     factual_question,
@@ -44,7 +43,8 @@ def offline_examples(chunk: ChunkLike, facts: list[Fact], config: KnowledgeConfi
         if "topical" in kinds:
             add("topical", topical_question(question, title, rng), fact.sentence)
         if "answer_first" in kinds and fact.span_kind not in ("rule", "definition"):
-            add("answer_first", f"{question} Give the short answer first.", f"{_cap(fact.value)}. {fact.sentence}")
+            add("answer_first", f"{question} Give the short answer first.",
+                f"{upper_first(fact.value)}. {fact.sentence}")
         if "cloze" in kinds:
             add("cloze", *cloze(fact))
         if "paraphrase" in kinds:
@@ -78,7 +78,7 @@ def offline_examples(chunk: ChunkLike, facts: list[Fact], config: KnowledgeConfi
         for line in lines:
             if answer and len(answer.split()) + len(line.split()) > config.section_answer_words:
                 break
-            answer = _join(answer, line)
+            answer = join(answer, line)
         if answer:
             question = f"What does {title} say about {topic(chunk)}?"
             out.append(knowledge_example(chunk, config, "section", question, answer))

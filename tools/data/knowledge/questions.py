@@ -8,12 +8,19 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
-from tools.data.knowledge.facts import _DETERMINERS as _DETERMINER_WORDS
-from tools.data.knowledge.facts import _NOT_NAMES, Fact
+from tools.data.knowledge.facts import Fact
+from tools.data.knowledge.grammar import (
+    IRREGULAR,
+    NOT_VERBS,
+    PREPOSITIONS,
+    base_form,
+    join,
+    lower_first,
+    s_verb,
+    upper_first,
+)
 from tools.text import normalize_answer
 
-_PREPOSITIONS = {"at", "on", "in", "by", "from", "to", "for", "with", "within", "before", "after", "until",
-                 "during", "between", "over", "under", "if", "when", "once", "while"}
 _SYNONYMS = {"opens": "starts", "open": "start", "closes": "shuts", "close": "shut",
              "receive": "get", "receives": "gets", "submit": "hand in",
              "submits": "hands in", "approves": "signs off on", "approve": "sign off on", "requires": "needs",
@@ -29,39 +36,7 @@ _AUX = {"is", "are", "was", "were", "can", "must", "should", "will", "may", "mig
 _AFTER_VERB = {"at", "on", "in", "by", "from", "to", "for", "with", "within", "before", "after", "until",
                "every", "each", "the", "a", "an", "all", "up", "over", "under", "between", "during", "about",
                "their", "its", "his", "her", "our", "your", "no", "only", "two", "three", "four"}
-_OPENERS = set(_DETERMINER_WORDS.split("|"))
-"""Determiners that open a phrase (`The Pelham company`, `Our Berlin office`): not the first word of a name."""
 _POSSESS = {"has": "does", "have": "do", "had": "did"}
-_NOT_VERBS = {"is", "has", "was", "this", "its", "his", "hers", "ours", "yours", "theirs", "us", "as", "thus",
-              "always", "sometimes", "plus", "news", "less", "unless", "across", "towards"}
-
-
-def _lower_first(text: str, context: str) -> str:
-    """Lower-case a sentence-initial word unless the chunk also capitalises it mid-sentence (a name)."""
-    first = text.split(" ", 1)[0]
-    if not first[:1].isupper() or (first.isupper() and len(first) > 1) or first == "I":
-        return text
-    if first not in _NOT_NAMES and first.lower() not in _OPENERS and re.match(r"[A-Z][\w'-]*\s+[A-Z]", text):
-        return text  # a full name: `Greta Lindqvist manages ...`
-    if re.search(rf"[a-z,;:]\s+{re.escape(first)}\b", context):
-        return text
-    return first[0].lower() + text[1:]
-
-
-def _lemma(verb: str) -> str:
-    if verb.endswith("ies"):
-        return verb[:-3] + "y"
-    if re.search(r"(?:ss|sh|ch|x|z|o)es$", verb):
-        return verb[:-2]
-    return verb[:-1]
-
-
-def _join(*parts: str) -> str:
-    return re.sub(r"\s+", " ", " ".join(p for p in parts if p)).strip()
-
-
-def _cap(text: str) -> str:
-    return text[:1].upper() + text[1:]
 
 
 def _parts(fact: Fact) -> tuple[str, str]:
@@ -73,7 +48,7 @@ def _rule_clause(fact: Fact, context: str) -> tuple[str, str]:
     """(subject, verb phrase) of a rule sentence: `Employees must never share badges` → (employees, share badges)."""
     before, after = _parts(fact)
     vp = re.sub(r"^(?:(?:always|never|not|be able to)\s+)+", "", after)
-    return (_lower_first(before, context) if before else "one"), vp
+    return (lower_first(before, context) if before else "one"), vp
 
 
 def factual_question(fact: Fact, context: str, *, keep_after: bool = True) -> str:
@@ -85,40 +60,40 @@ def factual_question(fact: Fact, context: str, *, keep_after: bool = True) -> st
         return f"What is the rule on whether {subject} may {vp}?"
     if fact.span_kind == "definition":
         subject, verb = re.match(r"(.+?)\s+(is|are|means|refers to)$", before).groups()  # type: ignore[union-attr]
-        subject = _lower_first(subject, context)
+        subject = lower_first(subject, context)
         return {"is": f"What is {subject}?", "are": f"What are {subject}?",
                 "means": f"What does {subject} mean?"}.get(verb, f"What does {subject} refer to?")
     if _appositive(fact):  # `The largest room, Danube, seats 24 people`: the name is what the room is called
-        return f"What is {_lower_first(before, context)} called?"
+        return f"What is {lower_first(before, context)} called?"
     if not before:  # the span is the subject: replace it
-        return _cap(_join(fact.wh, after)) + "?"
+        return upper_first(join(fact.wh, after)) + "?"
     words, rest = before.split(), after.split()
-    if words[0].lower() not in _PREPOSITIONS:
+    if words[0].lower() not in PREPOSITIONS:
         for i, word in enumerate(words[1:9], start=1):
             if word.lower() in _AUX:  # inversion: `must employees submit`
-                subject = _lower_first(" ".join(words[:i]), context)
+                subject = lower_first(" ".join(words[:i]), context)
                 if word.lower() in _POSSESS and i == len(words) - 1:  # `Heron has 96 cores`: has is the verb
-                    return _cap(_join(fact.wh, _POSSESS[word.lower()], subject, "have", after)) + "?"
-                return _cap(_join(fact.wh, word.lower(), subject, *words[i + 1:], after)) + "?"
+                    return upper_first(join(fact.wh, _POSSESS[word.lower()], subject, "have", after)) + "?"
+                return upper_first(join(fact.wh, word.lower(), subject, *words[i + 1:], after)) + "?"
         if rest and rest[0] in _AUX and not _dangles(before):  # the span ends the subject: `Where is security run`
-            return _cap(_join(fact.wh, rest[0], _lower_first(before, context), *rest[1:])) + "?"
-        if rest and _s_verb(rest[0]) and fact.wh == "where" and not _dangles(before):  # `Where does onboarding last`
-            return _cap(_join(fact.wh, "does", _lower_first(before, context), _lemma(rest[0]), *rest[1:])) + "?"
+            return upper_first(join(fact.wh, rest[0], lower_first(before, context), *rest[1:])) + "?"
+        if rest and s_verb(rest[0]) and fact.wh == "where" and not _dangles(before):  # `Where does onboarding last`
+            return upper_first(join(fact.wh, "does", lower_first(before, context), base_form(rest[0]), *rest[1:])) + "?"
         # The verb: an -s verb before its object (`Heron runs the nightly tests`), else the last word, when
         # only an adjunct follows the span (`need approval` after it means the span is in the subject).
-        at = next((i for i, w in enumerate(words[1:-1], start=1) if _s_verb(w) and words[i + 1] in _AFTER_VERB),
+        at = next((i for i, w in enumerate(words[1:-1], start=1) if s_verb(w) and words[i + 1] in _AFTER_VERB),
                   len(words) - 1)
         verb, subject_words = words[at], words[:at]
-        adjunct = not rest or rest[0] in _PREPOSITIONS | _AFTER_VERB | {"of", "without", "per"}
+        adjunct = not rest or rest[0] in PREPOSITIONS | _AFTER_VERB | {"of", "without", "per"}
         if 1 <= len(subject_words) <= 8 and (adjunct or at < len(words) - 1) and verb.isalpha() \
-                and verb.islower() and verb not in _NOT_VERBS and verb not in _AFTER_VERB \
+                and verb.islower() and verb not in NOT_VERBS and verb not in _AFTER_VERB \
                 and not verb.endswith(("ed", "ing", "ly")):
-            subject = _lower_first(" ".join(subject_words), context)
-            if _s_verb(verb):
-                return _cap(_join(fact.wh, "does", subject, _lemma(verb), *words[at + 1:], after)) + "?"
+            subject = lower_first(" ".join(subject_words), context)
+            if s_verb(verb):
+                return upper_first(join(fact.wh, "does", subject, base_form(verb), *words[at + 1:], after)) + "?"
             if subject_words[-1].endswith("s"):
-                return _cap(_join(fact.wh, "do", subject, verb, *words[at + 1:], after)) + "?"
-    return _cap(_join(before, fact.wh_insitu, after)) + "?"  # an echo question is always grammatical
+                return upper_first(join(fact.wh, "do", subject, verb, *words[at + 1:], after)) + "?"
+    return upper_first(join(before, fact.wh_insitu, after)) + "?"  # an echo question is always grammatical
 
 
 def _appositive(fact: Fact) -> bool:
@@ -130,12 +105,7 @@ def _appositive(fact: Fact) -> bool:
 
 def _dangles(before: str) -> bool:
     """True when the words before a span need it to finish their phrase (`flights shorter than` 4 hours)."""
-    return before.split()[-1].lower() in _PREPOSITIONS | {"than", "of", "as"}
-
-
-def _s_verb(word: str) -> bool:
-    return word.isalpha() and word.islower() and word.endswith("s") and not word.endswith(("ss", "us")) \
-        and word not in _NOT_VERBS
+    return before.split()[-1].lower() in PREPOSITIONS | {"than", "of", "as"}
 
 
 def embedded_question(fact: Fact, context: str) -> str:
@@ -145,22 +115,17 @@ def embedded_question(fact: Fact, context: str) -> str:
         return f"whether {subject} may {vp}"
     before, after = _parts(fact)
     if fact.span_kind == "definition":
-        return _join("what", _lower_first(before, context))
+        return join("what", lower_first(before, context))
     if _appositive(fact):
-        return f"what {_lower_first(before, context)} is called"
+        return f"what {lower_first(before, context)} is called"
     if before and after and _dangles(before):  # in the subject: `flights shorter than how many hours are booked`
-        return _join(_lower_first(before, context), fact.wh_insitu, after)
-    return _join(fact.wh_insitu if before else fact.wh, _lower_first(before, context) if before else "", after)
+        return join(lower_first(before, context), fact.wh_insitu, after)
+    return join(fact.wh_insitu if before else fact.wh, lower_first(before, context) if before else "", after)
 
 
 def _swap_synonyms(text: str) -> str:
     return re.sub(r"\b[a-z]+\b", lambda m: _SYNONYMS.get(m.group(0), m.group(0)), text)
 
-
-_IRREGULAR = {"run": "runs", "led": "leads", "held": "holds", "kept": "keeps", "paid": "pays", "made": "makes",
-              "given": "gives", "written": "writes", "sent": "sends", "built": "builds", "done": "does", "set": "sets",
-              "read": "reads", "taught": "teaches", "bought": "buys", "sold": "sells", "told": "tells",
-              "shown": "shows", "known": "knows", "brought": "brings", "chosen": "chooses", "taken": "takes"}
 
 _PAST = {"run": "ran", "given": "gave", "written": "wrote", "known": "knew", "shown": "showed", "taken": "took",
          "chosen": "chose", "done": "did"}
@@ -168,8 +133,8 @@ _PAST = {"run": "ran", "given": "gave", "written": "wrote", "known": "knew", "sh
 
 def _active_verb(participle: str) -> str | None:
     """`cleaned` → `cleans`, `approved` → `approves`, `led` → `leads`; None for a word that is not a participle."""
-    if participle in _IRREGULAR:
-        return _IRREGULAR[participle]
+    if participle in IRREGULAR:
+        return IRREGULAR[participle]
     if not participle.endswith("ed") or len(participle) < 4:
         return None
     stem = participle[:-3] + "y" if participle.endswith("ied") else participle[:-2]
@@ -213,7 +178,7 @@ def active_statement(sentence: str, context: str) -> str | None:
         return None  # `by hand`, `by default`: not an agent
     if re.search(r"\band\b", agent):  # two agents take the plural: `Alice and Bob approve`
         verb = verb[:-3] + "y" if verb.endswith("ies") else re.sub(r"(?:([sxz]|sh|ch)es|s)$", r"\1", verb)
-    return _join(_cap(agent), verb, _lower_first(passive.group("subject"), context),
+    return join(upper_first(agent), verb, lower_first(passive.group("subject"), context),
                  adjunct.group(0) if adjunct else "") + "."
 
 
@@ -229,20 +194,20 @@ def reworded_questions(fact: Fact, context: str) -> list[str]:
         verb = _passive_to_active(passive)
         wh = fact.wh[3:].replace("whom", "who")
         if verb:
-            subject = _lower_first(passive.group("subject"), context)
-            out.append(_cap(_join(wh, verb, subject)) + "?")
+            subject = lower_first(passive.group("subject"), context)
+            out.append(upper_first(join(wh, verb, subject)) + "?")
             if wh.startswith("which "):  # `Which company cleans ...` is as often asked `Who cleans ...`
-                out.append(_cap(_join("who", verb, subject)) + "?")
+                out.append(upper_first(join("who", verb, subject)) + "?")
     naming = re.match(r"^(?P<subject>.+?)\s+(?:is|are)\s+(?:called|named)\s+", body)
     if naming and fact.start >= naming.end() - 1 and fact.span_kind == "name":
-        subject = _lower_first(naming.group("subject"), context)
+        subject = lower_first(naming.group("subject"), context)
         out.append(f"What is the name of {subject}?")
         out.append(f"What is {subject} called?")
     stranded = re.match(r"^(On|In|At|From|To|By|With|For|Within|After|Before) (which|what) (\w+) (.+)\?$",
                         factual_question(fact, context))
     if stranded:
         prep, which, noun, rest = stranded.groups()
-        out.append(f"{_cap(which)} {noun} {rest} {prep.lower()}?")
+        out.append(f"{upper_first(which)} {noun} {rest} {prep.lower()}?")
     named = re.search(rf"\b(?:the|a|an) ([a-z]{{3,}}) (?:called|named) {re.escape(fact.value)}\b", body) \
         if fact.span_kind == "name" else None
     if named:  # `posted on the board called Ladle`: the board is asked for by its name too
@@ -286,21 +251,21 @@ def _personal_questions(fact: Fact, context: str) -> list[str]:
     between = body[passive.start("rest"):fact.start].strip(" ,")
     if re.search(r"\bby\b", between):
         return []  # an agent after all (`signed by the manager within 5 days`): the reader does not do it
-    subject = _lower_first(passive.group("subject"), context)
-    rest = _join(between, body[fact.end:].strip(" ,"))
-    do = _join("do I have to" if duty else "do I", _lemma(verb), subject, particle, rest)
+    subject = lower_first(passive.group("subject"), context)
+    rest = join(between, body[fact.end:].strip(" ,"))
+    do = join("do I have to" if duty else "do I", base_form(verb), subject, particle, rest)
     out: list[str] = []
     if duty:
         if prep in ("within", "for", "in") and core.startswith("how many"):
-            out.append(_join(core, do))  # a deadline: `How many days do I have to ...`
+            out.append(join(core, do))  # a deadline: `How many days do I have to ...`
         if prep == "every" and core.startswith("how many"):
-            out.append(_join("how often", do))
-        out.append(_join(core, do, prep) if prep == "to" else _join(prep, core, do))
+            out.append(join("how often", do))
+        out.append(join(core, do, prep) if prep == "to" else join(prep, core, do))
     elif prep == "to" and core.split()[0] in ("who", "which"):
-        out += [_join(core, do, "to")] + ([_join("who", do, "to")] if core != "who" else [])
+        out += [join(core, do, "to")] + ([join("who", do, "to")] if core != "who" else [])
     elif prep in ("in", "at") and core.startswith("which "):
-        out.append(_join("where can I get", subject, passive.group("verb"), rest))
-    return [_cap(question) + "?" for question in out]
+        out.append(join("where can I get", subject, passive.group("verb"), rest))
+    return [upper_first(question) + "?" for question in out]
 
 
 _NOT_PLACES = {"day", "week", "month", "year", "page", "step", "version", "line", "chapter", "section", "item",
@@ -321,7 +286,7 @@ def _threshold_questions(fact: Fact, context: str) -> list[str]:
     bound = re.match(r"^(up to|at most|at least) ", wh)
     if bound and before and not after and fact.span_kind in ("money", "quantity", "percent"):
         most = "least" if bound.group(1) == "at least" else "most"
-        return [f"What is the {most} {_lower_first(before, context)}?"]
+        return [f"What is the {most} {lower_first(before, context)}?"]
     direction = ""
     compared = re.match(rf"^(?P<subject>.+?)\s+(?P<cmp>{'|'.join(sorted(_ABOVE | _BELOW))})(?:\s+than)?$", before)
     if compared:
@@ -331,13 +296,13 @@ def _threshold_questions(fact: Fact, context: str) -> list[str]:
     if not direction or not after or fact.span_kind not in ("money", "quantity", "percent"):
         return []
     lead = "Above" if direction in _ABOVE else "Below"
-    subject, words = _lower_first(before, context), after.split()
+    subject, words = lower_first(before, context), after.split()
     if words[0] in _AUX:
-        clause = _join(words[0], subject, *words[1:])
-    elif _s_verb(words[0]):
-        clause = _join("does", subject, _lemma(words[0]), *words[1:])
+        clause = join(words[0], subject, *words[1:])
+    elif s_verb(words[0]):
+        clause = join("does", subject, base_form(words[0]), *words[1:])
     elif subject.endswith("s") and words[0].isalpha() and words[0].islower():
-        clause = _join("do", subject, *words)
+        clause = join("do", subject, *words)
     else:
         return []
     return [f"{lead} {wh} {clause}?"]
@@ -371,7 +336,7 @@ def alias_questions(fact: Fact, context: str, aliases: dict[str, str]) -> list[s
         for question in questions:
             swapped = pattern.sub(new, question)
             if swapped != question:
-                out.append(_cap(swapped))
+                out.append(upper_first(swapped))
     return list(dict.fromkeys(out))
 
 
@@ -381,7 +346,7 @@ def with_aliases(sentence: str, aliases: dict[str, str]) -> str | None:
     if _NAMING.match(sentence.strip()):
         return None
     for pattern, new in _alias_swaps(sentence, aliases):
-        return _cap(pattern.sub(new, sentence, count=1))
+        return upper_first(pattern.sub(new, sentence, count=1))
     return None
 
 
@@ -402,10 +367,10 @@ def paraphrases(fact: Fact, context: str, n: int, rng: random.Random) -> list[st
     synonyms swapped in (the structural rewordings are reworded_questions, a kind of their own)."""
     out: list[str] = []
     _, after = _parts(fact)
-    if after and after.split()[0].lower() in _PREPOSITIONS and len(after.split()) <= 5 \
+    if after and after.split()[0].lower() in PREPOSITIONS and len(after.split()) <= 5 \
             and fact.span_kind not in ("rule", "definition"):
         question = factual_question(fact, context, keep_after=False)
-        out.append(f"{_cap(after)}, {_swap_synonyms(question[:1].lower() + question[1:])}")
+        out.append(f"{upper_first(after)}, {_swap_synonyms(question[:1].lower() + question[1:])}")
     clause = _swap_synonyms(embedded_question(fact, context))
     for frame in rng.sample(_FRAMES, len(_FRAMES)):
         out.append(frame.format(q=clause))
@@ -438,16 +403,16 @@ def subject_phrase(sentence: str, context: str) -> str | None:
     for i, word in enumerate(words[1:7], start=1):
         low, after = word.lower(), words[i + 1].lower() if i + 1 < len(words) else ""
         verb = low in _AUX or (word.isalpha() and word.islower() and low.endswith("s")
-                               and not low.endswith(("ss", "us")) and low not in _NOT_VERBS
+                               and not low.endswith(("ss", "us")) and low not in NOT_VERBS
                                and (after in _AFTER_VERB or after[:1].isdigit()))
         if verb:
             subject = " ".join(words[:i]).strip(" ,")
-            return _lower_first(subject, context) if subject else None
+            return lower_first(subject, context) if subject else None
     return None
 
 
 _DETERMINERS = {"the", "a", "an", "their", "its", "his", "her", "our", "your"}
-_PHRASE_END = _PREPOSITIONS | _AUX | _STOP | {"called", "named", "known", "than", "every", "each", "per", "and", "or"}
+_PHRASE_END = PREPOSITIONS | _AUX | _STOP | {"called", "named", "known", "than", "every", "each", "per", "and", "or"}
 
 
 def object_phrases(sentence: str, values: Iterable[str], context: str) -> list[str]:

@@ -15,15 +15,19 @@ import re
 from typing import Any
 
 from tools.data.knowledge.config import MAX_RESTATEMENTS, ChunkLike, KnowledgeConfig, chunk_id, knowledge_example
-from tools.data.knowledge.facts import _DAY, _MONTH, Fact, facts_by_sentence
+from tools.data.knowledge.facts import Fact, facts_by_sentence
+from tools.data.knowledge.grammar import (
+    DAYS,
+    IRREGULAR,
+    MONTHS,
+    PREPOSITIONS,
+    base_form,
+    join,
+    lower_first,
+    s_verb,
+    upper_first,
+)
 from tools.data.knowledge.questions import (
-    _IRREGULAR,
-    _PREPOSITIONS,
-    _cap,
-    _join,
-    _lemma,
-    _lower_first,
-    _s_verb,
     active_statement,
     object_phrases,
     subject_phrase,
@@ -34,8 +38,8 @@ _PROMPTS = ("Tell me what {title} says.", "Sum up {title} in a few sentences.", 
             "Go over {title} for me.", "Restate {title} in plain words.")
 assert len(_PROMPTS) == MAX_RESTATEMENTS
 _CLAUSE = {"that", "which", "who", "whose", "where", "when", "and", "or", "but"}
-_PARTICIPLES = {active: participle for participle, active in _IRREGULAR.items()}
-_TIMES = re.compile(rf"\b(?:{_MONTH}|{_DAY}|day|week|month|year|morning|afternoon|evening|night|weekend|weekday)s?\b",
+_PARTICIPLES = {active: participle for participle, active in IRREGULAR.items()}
+_TIMES = re.compile(rf"\b(?:{MONTHS}|{DAYS}|day|week|month|year|morning|afternoon|evening|night|weekend|weekday)s?\b",
                     re.I)
 
 
@@ -43,12 +47,12 @@ def _participle(verb: str) -> str:
     """`runs` → `run`, `grants` → `granted`, `approves` → `approved`, `carries` → `carried`."""
     if verb in _PARTICIPLES:
         return _PARTICIPLES[verb]
-    lemma = _lemma(verb)
-    if lemma.endswith("e"):
-        return lemma + "d"
-    if re.search(r"[^aeiou]y$", lemma):
-        return lemma[:-1] + "ied"
-    return lemma + "ed"
+    stem = base_form(verb)
+    if stem.endswith("e"):
+        return stem + "d"
+    if re.search(r"[^aeiou]y$", stem):
+        return stem[:-1] + "ied"
+    return stem + "ed"
 
 
 def _plural(phrase: str) -> bool:
@@ -79,17 +83,17 @@ def fronted_statements(sentence: str, values: list[str], context: str) -> dict[s
             continue
         before, tail = words[at - 1], words[at + size:]
         forms: list[str] = []
-        if subject and _s_verb(before) and " ".join(words[:at - 1]).lower() == subject.lower():
-            forms.append(_join(_cap(phrase), "are" if _plural(phrase) else "is", _participle(before), "by", subject,
-                               *tail) + ".")
+        if subject and s_verb(before) and " ".join(words[:at - 1]).lower() == subject.lower():
+            be = "are" if _plural(phrase) else "is"
+            forms.append(join(upper_first(phrase), be, _participle(before), "by", subject, *tail) + ".")
         elif before.lower() in ("in", "on", "at") and at > 1:
-            end = next((j for j, word in enumerate(tail) if word in _PREPOSITIONS | _CLAUSE), len(tail))
-            thing, rest = _join(phrase, *tail[:end]), _lower_first(_join(*words[:at - 1], *tail[end:]), context)
+            end = next((j for j, word in enumerate(tail) if word in PREPOSITIONS | _CLAUSE), len(tail))
+            thing, rest = join(phrase, *tail[:end]), lower_first(join(*words[:at - 1], *tail[end:]), context)
             be = "are" if _plural(thing) else "is"
-            forms.append(_join(_cap(thing), be, "when" if _TIMES.search(thing) else "where", rest) + ".")
+            forms.append(join(upper_first(thing), be, "when" if _TIMES.search(thing) else "where", rest) + ".")
             named = re.fullmatch(r"(.+?) (called|named) (\S+)", thing)
             if named and not tail[end:]:
-                forms.append(_join(_cap(named.group(1)), before.lower(), "which", rest, be, named.group(2),
+                forms.append(join(upper_first(named.group(1)), before.lower(), "which", rest, be, named.group(2),
                                    named.group(3)) + ".")
         forms = [form for form in forms if all(value in form for value in values)]  # no fact cut in two
         if forms:
