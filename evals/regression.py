@@ -152,7 +152,7 @@ def lost_and_gained(suite: list[SuiteItem], base: list[bool], tuned: list[bool])
 
 
 def run_regression(model: Any, *, suite: list[SuiteItem] | None = None, max_new_tokens: int = SUITE_MAX_NEW_TOKENS,
-                   batch_size: int = 8, cache_dir: str | Path | None = None) -> RegressionScores:
+                   batch_size: int = BATCH_ROWS, cache_dir: str | Path | None = None) -> RegressionScores:
     """Generate greedily on every suite prompt, check each output, and score the reference NLL."""
     suite = suite or load_suite()
     loaded = load_for_eval(model)
