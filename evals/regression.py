@@ -13,6 +13,7 @@ from typing import Any
 from evals.generate import BATCH_ROWS, generate_replies, generate_token_ids, load_for_eval
 from evals.metrics import target_losses
 from tools.errors import ToolError
+from tools.train.estimate import SUITE_NEW_TOKENS
 
 SUITE_PATH = Path(__file__).with_name("regression_suite.jsonl")
 REFUSAL_MARKERS = ("can't", "cannot", "can not", "won't", "will not", "unable", "not able", "sorry",
@@ -127,8 +128,9 @@ CHECKS: dict[str, Callable[[str, dict[str, Any]], bool]] = {
 }
 
 
-SUITE_MAX_NEW_TOKENS = 64
-"""Token cap on a regression-suite answer (its answers are short; 64 keeps the check cheap)."""
+SUITE_MAX_NEW_TOKENS = SUITE_NEW_TOKENS
+"""Token cap on a regression-suite answer (its answers are short; 64 keeps the check cheap): the planner's
+estimate times the checks by the same constant, kept in tools.train.estimate, which does not import evals."""
 
 
 def check_output(item: SuiteItem, output: str) -> bool:

@@ -32,6 +32,7 @@ def _count_suite_prompts(path: Path = REGRESSION_SUITE_FILE, default: int = 36) 
 REGRESSION_SUITE_PROMPTS = _count_suite_prompts()
 """Prompts the evaluate step decodes on base and tuned alike: one per line of evals/regression_suite.jsonl."""
 SUITE_NEW_TOKENS = 64
+"""Token cap on a regression-suite answer; evals.regression.SUITE_MAX_NEW_TOKENS is this constant."""
 GOAL_SAMPLE = 8
 """Validation examples the goal metric is scored on during training and in the sweep."""
 MIN_STEPS_PER_EPOCH = 16
