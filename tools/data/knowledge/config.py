@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tools.errors import ToolError
+from tools.train.estimate import GOAL_SAMPLE
 
 OFFLINE_KINDS = ("factual", "topical", "about", "answer_first", "cloze", "paraphrase", "reworded", "alias", "section",
                  "passage", "restated")
@@ -70,12 +71,12 @@ class KnowledgeConfig:
         "help": "Kinds a hold-out question may have, in order of preference; its fact trains on the others "
                 "(its reworded and alias questions too: they are what teaches a fact in other words). A teacher's "
                 "wording is furthest from the rules', so it is held out first."})
-    validation_questions: int = field(default=8, metadata={
+    validation_questions: int = field(default=GOAL_SAMPLE, metadata={
         "help": "Questions kept out of training to score checkpoints on, one per fact, of `validation_kind` "
                 "where a fact has one; a fact keeps every other kind (a 10% split took a fact's only cloze or "
-                "factual question). Training scores 8 (tools.train.estimate.GOAL_SAMPLE): 16 took 8 more facts' "
-                "reworded questions out of training for a validation loss alone, over half the facts of a "
-                "4-page corpus."})
+                f"factual question). Training scores {GOAL_SAMPLE}, so the default keeps no more: 16 took 8 "
+                "more facts' reworded questions out of training for a validation loss alone, over half the facts "
+                "of a 4-page corpus."})
     validation_kind: str = field(default="reworded", metadata={
         "help": "Kind of the validation questions: a validation fact loses every training question of this kind, "
                 "so checkpoints are scored on wordings they never trained on for it, as users ask (rephrasings "
