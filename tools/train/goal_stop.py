@@ -140,7 +140,7 @@ class GoalStopCallback(TrainerCallback):
                     self._save_best(model)
             seconds = time.perf_counter() - started
             self.trace.score_seconds += seconds
-            entry.update(details, metric=round(value, 4))
+            entry.update(details, metric=round(value, 4), check_seconds=round(seconds, 1))
             extra = "".join(f" | {k} {v}" for k, v in details.items())
             print(f"step {entry['step']:05d} | kept weights checked{extra} | in {seconds:.0f}s", file=sys.stderr,
                   flush=True)

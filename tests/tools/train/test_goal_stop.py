@@ -216,6 +216,8 @@ def test_the_guard_checks_at_once_until_weights_pass_then_when_training_stops_ne
     assert curve[5]["metric"] == curve[4]["metric"] == -0.2 and curve[4]["penalty"] == 1.0
     assert curve[3]["suite_regressed"] is False and "suite_regressed" not in curve[2]
     assert (callback.trace.best, callback.trace.best_step) == (0.8, 3)  # so keep_best restores step 3's
+    # each check at the stop is timed in its entry, beside the score's own time
+    assert all(curve[s]["check_seconds"] >= 0 for s in (3, 4, 5)) and "check_seconds" not in curve[2]
 
 
 def test_weights_kept_unchecked_are_checked_as_saved_and_the_first_that_passes_is_the_one_kept(
