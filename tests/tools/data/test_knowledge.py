@@ -249,6 +249,7 @@ def test_restated_texts_give_each_fact_sentence_other_neighbours_and_other_forms
         "Alice Moore and Bob Ray approve reports."
     assert active_statement("Fruit is delivered by the Orchard farm every Monday.", "") == \
         "The Orchard farm delivers fruit every Monday."  # the adjunct stays last
+    assert active_statement("The door is closed by Ann and Tom.", "") == "Ann and Tom close the door."
     assert active_statement("Bags are packed by hand.", "") is None  # `by hand` is no agent
     assert [active_statement(f"The plan is {verb} by Ann.", "") for verb in ("changed", "filed", "stored", "added",
                                                                             "cancelled", "planned")] == [

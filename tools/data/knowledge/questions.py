@@ -177,7 +177,7 @@ def active_statement(sentence: str, context: str) -> str | None:
     if not re.match(r"(?:the|a|an)\s|[A-Z]", agent):
         return None  # `by hand`, `by default`: not an agent
     if re.search(r"\band\b", agent):  # two agents take the plural: `Alice and Bob approve`
-        verb = verb[:-3] + "y" if verb.endswith("ies") else re.sub(r"(?:([sxz]|sh|ch)es|s)$", r"\1", verb)
+        verb = base_form(verb)
     return join(upper_first(agent), verb, lower_first(passive.group("subject"), context),
                  adjunct.group(0) if adjunct else "") + "."
 
@@ -402,9 +402,7 @@ def subject_phrase(sentence: str, context: str) -> str | None:
     words = sentence.rstrip(".!? ").split()
     for i, word in enumerate(words[1:7], start=1):
         low, after = word.lower(), words[i + 1].lower() if i + 1 < len(words) else ""
-        verb = low in _AUX or (word.isalpha() and word.islower() and low.endswith("s")
-                               and not low.endswith(("ss", "us")) and low not in NOT_VERBS
-                               and (after in _AFTER_VERB or after[:1].isdigit()))
+        verb = low in _AUX or (s_verb(word) and (after in _AFTER_VERB or after[:1].isdigit()))
         if verb:
             subject = " ".join(words[:i]).strip(" ,")
             return lower_first(subject, context) if subject else None
