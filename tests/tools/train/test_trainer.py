@@ -149,6 +149,22 @@ def test_full_fine_tune_saves_a_model(tiny_model_dir, repetitive_data, tmp_path)
     assert (Path(result.weights_path) / "model.safetensors").is_file()
 
 
+def test_packed_losses_equal_the_unpacked_ones(tiny_model_dir, tmp_path):
+    # Different examples in one packed row: if one attended to the one before it, its loss would change.
+    rows = [chat(f"question number {i} about topic {i * 7}", f"answer {i} is the value {i * 13}") for i in range(6)]
+    data = tmp_path / "data"
+    train_path, val_path = write_split(data, "train", rows), write_split(data, "val", rows)
+    # One step over all six examples (one packed row, or one padded batch of six) at a learning rate too small
+    # to move the weights: both runs score the same model on the same tokens.
+    results = {packing: train(fast_config(max_steps=1, lr=1e-12, bf16="false", packing=packing, batch_size=1 if packing
+                                          else 6, max_length=512), tiny_model_dir, train_path, val_path,
+                              tmp_path / f"out-{packing}", progress=False)
+               for packing in (True, False)}
+    first_loss = {packing: result.loss_curve[0]["loss"] for packing, result in results.items()}
+    assert first_loss[True] == pytest.approx(first_loss[False], rel=1e-4)
+    assert results[True].final_val_loss == pytest.approx(results[False].final_val_loss, rel=1e-4)
+
+
 def test_early_stopping_stops_when_val_loss_rises(tiny_model_dir, tmp_path):
     data = tmp_path / "data"
     train_path = write_split(data, "train", [chat(f"question {i}", "- the method is good") for i in range(32)])
