@@ -2,7 +2,8 @@
 
 One LoRA run on the knowledge data a run builds from the bench's handbook (the offline generators, or the
 stand-in teacher on loopback with --teacher), plus the base's replay examples, trained from scratch at the
-knowledge recipe (lr 1e-3, r 16, alpha 32, packed rows of 1024 tokens). Every --every steps, side by side:
+knowledge recipe (lr 1e-3, r 16, alpha 32, recall weight 3, packed rows of 1024 tokens; recall_weight=1 for plain
+cross-entropy). Every --every steps, side by side:
 
   recall: the 40 bench questions (facts past each page's opening, in the bench's own wordings) answered
           greedily by the weights in training, counted as evals.knowledge.knowledge_recall counts them;
@@ -57,7 +58,7 @@ from tools.data import ingest, knowledge, replay  # noqa: E402
 from tools.data.split import read_jsonl, write_jsonl  # noqa: E402
 from tools.models import resolve_base  # noqa: E402
 from tools.train import trainer  # noqa: E402
-from tools.train.config import TrainConfig  # noqa: E402
+from tools.train.config import KNOWLEDGE_RECALL_WEIGHT, TrainConfig  # noqa: E402
 from tools.train.data import build_dataset, pack_rows  # noqa: E402
 from tools.train.estimate import GOAL_SAMPLE  # noqa: E402
 from tools.train.goal_stop import GoalStop  # noqa: E402
@@ -160,7 +161,7 @@ def main() -> None:
     base = resolve_base(None)
     hand = args.recipe == "hand"
     train_path, val_path, questions = build(work, base.path, teacher=args.teacher, hand=hand, seed=args.seed)
-    recipe = {"r": 32, "alpha": 64} if hand else {"r": 16, "alpha": 32}
+    recipe = {"r": 32, "alpha": 64} if hand else {"r": 16, "alpha": 32, "recall_weight": KNOWLEDGE_RECALL_WEIGHT}
     config = TrainConfig.from_yaml("lora-cpu", **{
         "lr": 1e-3, **recipe, "grad_accum": 1, "max_length": 1024, "seed": args.seed, **overrides})
     if hand:  # 8 epochs of packed rows
@@ -171,7 +172,8 @@ def main() -> None:
         args.steps = 8 * -(-len(rows) // (config.batch_size * config.grad_accum))
     config = TrainConfig.from_dict({**config.to_dict(), "max_steps": args.steps, "eval_steps": args.every,
                                     "save_steps": args.every})
-    print(f"training {args.steps} steps (lr {config.lr}, r {config.r}, alpha {config.alpha}); work in {work}",
+    print(f"training {args.steps} steps (lr {config.lr}, r {config.r}, alpha {config.alpha}, recall weight "
+          f"{config.recall_weight}); work in {work}",
           flush=True)
     # Patience longer than the run: every score is printed, nothing stops early.
     score, history = scorer(questions, base.path, None if hand else val_path, train_path)

@@ -20,7 +20,7 @@ from tools.data.knowledge.config import RECITATION_KINDS
 from tools.deploy import version_name
 from tools.models import load_tokenizer, resolve_base
 from tools.train import trainer
-from tools.train.config import TrainConfig
+from tools.train.config import KNOWLEDGE_RECALL_WEIGHT, TrainConfig
 from tools.train.estimate import GOAL_SAMPLE
 from tools.train.goal_stop import GoalStop
 
@@ -33,8 +33,10 @@ def _config(state: State, overrides: dict[str, Any], max_steps: int, *, every: i
     """
     every = max(1, min(every, max_steps))
     est = state.plan["estimate"]
+    # A fact's value is what a knowledge answer must recall; its words the question already holds can be copied.
+    recall = {"recall_weight": KNOWLEDGE_RECALL_WEIGHT} if state.spec["objective"] == "knowledge" else {}
     return TrainConfig.from_yaml(state.plan["preset"], **{
-        "grad_accum": state.plan["grad_accum"], "max_length": est.get("row_tokens", 1024), **overrides,
+        "grad_accum": state.plan["grad_accum"], "max_length": est.get("row_tokens", 1024), **recall, **overrides,
         "max_steps": max_steps, "eval_steps": every, "save_steps": every})
 
 

@@ -3,11 +3,13 @@ questions, the hold-out asks about facts from every page in another phrasing, an
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from agent import runner
 from memory import Store
 from tools.data import read_jsonl
+from tools.train.config import KNOWLEDGE_RECALL_WEIGHT
 
 PAGES = {
     "office.md": "# Riverside office\n\nThe Riverside office opens at 7:45 on weekdays. Visitors must sign in at "
@@ -58,3 +60,7 @@ def test_a_knowledge_goal_trains_on_every_fact_and_is_judged_by_recall(tmp_path,
     evaluation = next(e for e in events if e["kind"] == "decision" and e["node"] == "evaluate"
                       and e["name"].startswith("verdict"))
     assert "knowledge_recall" in evaluation["data"]["reason"]
+    # The sweep trial and the final run weigh the tokens an answer must recall above the ones it can copy.
+    run = data.parent
+    for result in (run / "train" / "train_result.json", *run.glob("sweep/trial-*/train_result.json")):
+        assert json.loads(result.read_text())["config"]["recall_weight"] == KNOWLEDGE_RECALL_WEIGHT, result

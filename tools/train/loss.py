@@ -29,13 +29,14 @@ def supports_labelled_head(model: Any) -> bool:
             and causal.get_output_embeddings() is not None and config is causal.config)
 
 
-def labelled_positions_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None
-                            ) -> tuple[Any, dict[str, Any]]:
+def labelled_positions_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None, *,
+                            recall_weight: float = 1.0) -> tuple[Any, dict[str, Any]]:
     """Next-token cross-entropy over the positions whose label is not -100, and per-batch metrics.
 
     The sum is divided by `num_items_in_batch` (the labelled tokens of the whole accumulated step, as the
-    Trainer passes it) or, without it, by this batch's labelled tokens. The metrics are the ones TRL logs:
-    labelled token count, summed entropy and correct top-1 predictions.
+    Trainer passes it) or, without it, by this batch's labelled tokens. With `recall_weight` != 1 each token's
+    term is weighted by `recall_weights`, whose mean is 1, so the loss keeps its scale. The metrics are the
+    ones TRL logs: labelled token count, summed entropy and correct top-1 predictions.
     """
     import torch
 
@@ -50,6 +51,8 @@ def labelled_positions_loss(model: Any, inputs: dict[str, Any], num_items_in_bat
     targets = labels[mask]
     log_probs = torch.log_softmax(head(hidden[mask]).float(), dim=-1)
     picked = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    if recall_weight != 1.0:
+        picked = picked * recall_weights(inputs, recall_weight)[:, 1:][mask].to(picked.device)
     count = mask.sum()
     denominator = count if num_items_in_batch is None else num_items_in_batch
     loss = -picked.sum() / torch.as_tensor(denominator, device=picked.device).clamp(min=1)
@@ -57,3 +60,34 @@ def labelled_positions_loss(model: Any, inputs: dict[str, Any], num_items_in_bat
         metrics = {"valid": count, "entropy": -(log_probs.exp() * log_probs).sum(),
                    "correct": (log_probs.argmax(-1) == targets).sum()}
     return loss, metrics
+
+
+def recall_weights(inputs: dict[str, Any], weight: float) -> Any:
+    """Per-token loss weights shaped like `inputs["input_ids"]`: `weight` for a labelled token whose id does not
+    occur in its own example's prompt (the unlabelled tokens of that example), 1 for one it could copy from
+    there, scaled so the labelled tokens' mean weight is 1; 0 where there is no label.
+
+    A fact's answer mostly repeats its question's words; the tokens it must recall (the value, and the words of
+    the stored sentence the question does not use) are few, and the model otherwise learns to echo questions.
+    Examples are told apart by `position_ids` restarting at 0 in a packed row, else one example per row.
+    """
+    import torch
+
+    ids, labels = inputs["input_ids"], inputs["labels"]
+    positions = inputs.get("position_ids")
+    if positions is None:
+        starts = torch.zeros_like(ids, dtype=torch.bool)
+        starts[:, 0] = True
+    else:
+        starts = positions.expand_as(ids) == 0
+    # One id per example across the batch, so rows and packed examples share a single lookup table.
+    example = starts.flatten().long().cumsum(0).view_as(ids) - 1
+    vocab = int(ids.max()) + 1
+    in_prompt = torch.zeros(int(example.max()) + 1, vocab, dtype=torch.bool, device=ids.device)
+    prompt = labels == IGNORE
+    in_prompt[example[prompt], ids[prompt]] = True
+    labelled = ~prompt
+    novel = labelled & ~in_prompt[example, ids]
+    weights = torch.where(novel, torch.tensor(float(weight)), torch.tensor(1.0)) * labelled
+    count = labelled.sum()
+    return weights * (count / weights.sum().clamp(min=1e-6)) if count else weights

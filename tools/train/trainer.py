@@ -217,7 +217,7 @@ def _run(config, model, tokenizer, backend, train_path, val_path, output_dir, *,
         goal_cb = GoalStopCallback(goal, tokenizer)
         callbacks.append(goal_cb)
     args = sft_args(config, checkpoints, bf16=bf16, best_by_loss=not by_goal)
-    trainer_class = _sft_trainer_class(labelled_head=not cuda_available())
+    trainer_class = _sft_trainer_class(labelled_head=not cuda_available(), recall_weight=config.recall_weight)
     trainer = trainer_class(model=model, args=args, train_dataset=train_set, eval_dataset=val_set,
                          processing_class=tokenizer, callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # our one-line progress replaces its dict dumps
@@ -260,15 +260,16 @@ def _run(config, model, tokenizer, backend, train_path, val_path, output_dir, *,
     return result
 
 
-def _sft_trainer_class(*, labelled_head: bool) -> type:
-    """TRL's SFTTrainer; on a CPU one whose training loss runs the LM head on labelled positions only.
+def _sft_trainer_class(*, labelled_head: bool, recall_weight: float = 1.0) -> type:
+    """TRL's SFTTrainer; on a CPU, or with a `recall_weight`, one whose training loss runs the LM head on
+    labelled positions only.
 
-    The loss is the same cross-entropy over the same tokens (tools/train/loss.py); evaluation, multi-process
-    runs and models whose logits are rescaled keep TRL's own computation.
+    The loss is the same cross-entropy over the same tokens (tools/train/loss.py), weighted by recall_weight;
+    evaluation, multi-process runs and models whose logits are rescaled keep TRL's own computation, unweighted.
     """
     from trl import SFTTrainer
 
-    if not labelled_head:
+    if not labelled_head and recall_weight == 1.0:
         return SFTTrainer
 
     from tools.train.loss import labelled_positions_loss, supports_labelled_head
@@ -279,7 +280,8 @@ def _sft_trainer_class(*, labelled_head: bool) -> type:
                     or self.accelerator.num_processes != 1 or not supports_labelled_head(model)):
                 return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                             num_items_in_batch=num_items_in_batch)
-            loss, metrics = labelled_positions_loss(model, inputs, num_items_in_batch)
+            loss, metrics = labelled_positions_loss(model, inputs, num_items_in_batch,
+                                                    recall_weight=recall_weight)
             valid = max(1, int(metrics["valid"]))
             logged = self._metrics["train"]
             logged["entropy"].append(float(metrics["entropy"]) / valid)

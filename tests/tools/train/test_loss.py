@@ -7,7 +7,7 @@ import torch
 
 from tools.models import load_model
 from tools.train.data import IGNORE
-from tools.train.loss import labelled_positions_loss, supports_labelled_head
+from tools.train.loss import labelled_positions_loss, recall_weights, supports_labelled_head
 
 
 @pytest.fixture
@@ -74,3 +74,39 @@ def test_models_with_rescaled_logits_keep_trls_head(tiny_model_dir):
     assert supports_labelled_head(model)
     model.config.final_logit_softcapping = 30.0
     assert not supports_labelled_head(model)
+
+
+def test_recall_weights_favour_reply_tokens_the_prompt_does_not_hold():
+    # Two examples packed in one row: prompt [5, 6, 7] reply [6, 9, 2]; prompt [9, 3] reply [9, 5, 4].
+    ids = torch.tensor([[5, 6, 7, 6, 9, 2, 9, 3, 9, 5, 4]])
+    labels = torch.tensor([[IGNORE] * 3 + [6, 9, 2] + [IGNORE] * 2 + [9, 5, 4]])
+    positions = torch.tensor([[0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4]])
+    weights = recall_weights({"input_ids": ids, "labels": labels, "position_ids": positions}, 3.0)
+    # Copyable: 6 (in the first prompt) and 9 (in the second); the rest is new to its own example, 9 in the first
+    # reply included though the second example's prompt holds it. Mean over the six labelled tokens is 1.
+    raw = torch.tensor([[0, 0, 0, 1, 3, 3, 0, 0, 1, 3, 3]], dtype=torch.float32)
+    assert torch.allclose(weights, raw * 6 / raw.sum())
+    # Unpacked rows (no position_ids): each row is one example.
+    rows = recall_weights({"input_ids": ids[:, :6].repeat(2, 1), "labels": labels[:, :6].repeat(2, 1)}, 3.0)
+    assert torch.allclose(rows, torch.tensor([[0, 0, 0, 1, 3, 3]] * 2, dtype=torch.float32) * 6 / 14)
+
+
+def test_recall_weight_scales_each_tokens_term(lora_model):
+    batch = packed_batch(lora_model.config.vocab_size)
+    batch["input_ids"][0, 10:13] = batch["input_ids"][0, :3]  # the first reply repeats three prompt tokens
+    batch["labels"][0, 10:13] = batch["input_ids"][0, :3]
+    plain, _ = labelled_positions_loss(lora_model, batch)
+    same, _ = labelled_positions_loss(lora_model, batch, recall_weight=1.0)
+    weighted, _ = labelled_positions_loss(lora_model, batch, recall_weight=4.0)
+    assert same.item() == plain.item()
+    # The weighted loss is the weighted mean of the per-token losses.
+    with torch.no_grad():
+        logits = lora_model(**batch, use_cache=False).logits[:, :-1].float()
+    labels = batch["labels"][:, 1:]
+    mask = labels != IGNORE
+    token_loss = torch.nn.functional.cross_entropy(logits[mask], labels[mask], reduction="none")
+    weights = recall_weights(batch, 4.0)[:, 1:][mask]
+    assert weights.min() < weights.max()  # the random batch has both kinds of token
+    assert weighted.item() == pytest.approx((token_loss * weights).mean().item(), rel=1e-5)
+    # Near-uniform losses of a random model: the weighting moves the mean little, but well past rounding.
+    assert abs(weighted.item() - plain.item()) > 10 * 1e-5 * plain.item()

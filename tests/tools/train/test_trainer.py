@@ -33,6 +33,7 @@ def fast_config(**overrides) -> TrainConfig:
     ({"r": 0}, "rank r=0"),
     ({"method": "dora"}, "Unknown training method"),
     ({"dropout": 1.0}, "dropout"),
+    ({"recall_weight": 0}, "recall_weight=0 must be > 0"),
     ({"target_modules": []}, "target_modules is empty"),
     ({"epochs": 0, "max_steps": -1}, "trains nothing"),
     ({"eval_steps": 10, "save_steps": 15}, "multiple of eval_steps"),
