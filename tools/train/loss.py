@@ -88,6 +88,6 @@ def recall_weights(inputs: dict[str, Any], weight: float) -> Any:
     in_prompt[example[prompt], ids[prompt]] = True
     labelled = ~prompt
     novel = labelled & ~in_prompt[example, ids]
-    weights = torch.where(novel, torch.tensor(float(weight)), torch.tensor(1.0)) * labelled
+    weights = torch.where(novel, float(weight), 1.0) * labelled  # scalars: on the batch's device
     count = labelled.sum()
     return weights * (count / weights.sum().clamp(min=1e-6)) if count else weights
