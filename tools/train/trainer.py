@@ -278,6 +278,13 @@ def _sft_trainer_class(*, labelled_head: bool, recall_weight: float = 1.0) -> ty
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if (return_outputs or not model.training or self.aux_loss_enabled
                     or self.accelerator.num_processes != 1 or not supports_labelled_head(model)):
+                if model.training and recall_weight != 1.0 and not getattr(self, "_said_unweighted", False):
+                    import warnings
+
+                    self._said_unweighted = True
+                    warnings.warn(f"recall_weight={recall_weight} is not applied: this model or setup (rescaled "
+                                  "logits, an auxiliary loss or several processes) trains with TRL's own loss. "
+                                  "Set recall_weight=1 to silence this.", stacklevel=2)
                 return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                             num_items_in_batch=num_items_in_batch)
             loss, metrics = labelled_positions_loss(model, inputs, num_items_in_batch,

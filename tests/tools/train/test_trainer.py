@@ -157,13 +157,29 @@ def test_packed_losses_equal_the_unpacked_ones(tiny_model_dir, tmp_path):
     train_path, val_path = write_split(data, "train", rows), write_split(data, "val", rows)
     # One step over all six examples (one packed row, or one padded batch of six) at a learning rate too small
     # to move the weights: both runs score the same model on the same tokens.
-    results = {packing: train(fast_config(max_steps=1, lr=1e-12, bf16="false", packing=packing, batch_size=1 if packing
-                                          else 6, max_length=512), tiny_model_dir, train_path, val_path,
-                              tmp_path / f"out-{packing}", progress=False)
-               for packing in (True, False)}
+    def one_step(packing: bool):
+        config = fast_config(max_steps=1, lr=1e-12, bf16="false", packing=packing, batch_size=1 if packing else 6,
+                             max_length=512)
+        return train(config, tiny_model_dir, train_path, val_path, tmp_path / f"out-{packing}", progress=False)
+
+    results = {packing: one_step(packing) for packing in (True, False)}
     first_loss = {packing: result.loss_curve[0]["loss"] for packing, result in results.items()}
     assert first_loss[True] == pytest.approx(first_loss[False], rel=1e-4)
     assert results[True].final_val_loss == pytest.approx(results[False].final_val_loss, rel=1e-4)
+
+
+def test_a_recall_weight_the_loss_cannot_apply_is_said(tiny_model_dir, repetitive_data, tmp_path):
+    import shutil
+
+    # A model that declares rescaled logits trains with TRL's own loss, which has no per-token weights.
+    model_dir = tmp_path / "capped"
+    shutil.copytree(tiny_model_dir, model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**config, "final_logit_softcapping": 30.0}))
+    train_path, val_path = repetitive_data
+    with pytest.warns(UserWarning, match=r"recall_weight=3.0 is not applied"):
+        train(fast_config(max_steps=2, recall_weight=3.0), model_dir, train_path, val_path, tmp_path / "out",
+              progress=False)
 
 
 def test_early_stopping_stops_when_val_loss_rises(tiny_model_dir, tmp_path):
