@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -279,8 +280,6 @@ def _sft_trainer_class(*, labelled_head: bool, recall_weight: float = 1.0) -> ty
             if (return_outputs or not model.training or self.aux_loss_enabled
                     or self.accelerator.num_processes != 1 or not supports_labelled_head(model)):
                 if model.training and recall_weight != 1.0 and not getattr(self, "_said_unweighted", False):
-                    import warnings
-
                     self._said_unweighted = True
                     warnings.warn(f"recall_weight={recall_weight} is not applied: this model or setup (rescaled "
                                   "logits, an auxiliary loss or several processes) trains with TRL's own loss. "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -169,8 +170,6 @@ def test_packed_losses_equal_the_unpacked_ones(tiny_model_dir, tmp_path):
 
 
 def test_a_recall_weight_the_loss_cannot_apply_is_said(tiny_model_dir, repetitive_data, tmp_path):
-    import shutil
-
     # A model that declares rescaled logits trains with TRL's own loss, which has no per-token weights.
     model_dir = tmp_path / "capped"
     shutil.copytree(tiny_model_dir, model_dir)
