@@ -56,6 +56,7 @@ from tests.support.handbook import PAGES, handbook_teacher, seen_in_training, wr
 from tools import data as datasets  # noqa: E402
 from tools.data import ingest, knowledge, replay  # noqa: E402
 from tools.data.split import read_jsonl, write_jsonl  # noqa: E402
+from tools.grounding import HEADER, GroundingIndex  # noqa: E402
 from tools.models import resolve_base  # noqa: E402
 from tools.train import trainer  # noqa: E402
 from tools.train.config import KNOWLEDGE_RECALL_WEIGHT, TrainConfig  # noqa: E402
@@ -69,8 +70,9 @@ HAND = knowledge.KnowledgeConfig(kinds=("passage", "cloze", "about"), cite_title
 
 
 def build(work: Path, base_dir: Path, *, teacher: bool, hand: bool = False,
-          seed: int = 42) -> tuple[Path, Path, list[dict]]:
-    """The training file (knowledge examples + replay), the validation file and the bench's questions."""
+          seed: int = 42, grounded: bool = False) -> tuple[Path, Path, list[dict]]:
+    """The training file (knowledge examples + replay), the validation file and the bench's questions (with
+    `grounded`, every prompt and question with the grounding index's excerpts above it)."""
     questions = write_pages(work / "handbook", PAGES)
     docs = ingest.collect_documents([{"kind": "folder", "location": str(work / "handbook")}],
                                     work / "documents.jsonl")
@@ -103,6 +105,16 @@ def build(work: Path, base_dir: Path, *, teacher: bool, hand: bool = False,
           f"{data.n_val} validation; {len(questions)} bench questions", flush=True)
     if seen := seen_in_training(questions, work / "data"):
         print(f"WARNING: {len(seen)} bench questions are in the training data word for word: {seen}", flush=True)
+    if grounded:
+        index = GroundingIndex.build(chunks.chunks, work / "wordllama")
+        for path in (mixed, Path(data.val_path)):
+            write_jsonl(path, index.ground_examples(read_jsonl(path)))
+        asked = index.ground([q["messages"][:1] for q in questions])
+        questions = [{**q, "messages": [*prompt, *q["messages"][1:]]} for q, prompt in zip(questions, asked,
+                                                                                            strict=True)]
+        print(f"grounded on {len(index.passages)} sentences (k {index.config.k}); "
+              f"{sum(p[-1]['content'].startswith(HEADER) for p in asked)} of {len(asked)} questions grounded",
+              flush=True)
     return mixed, Path(data.val_path), questions
 
 
@@ -154,13 +166,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42, help="seed of the data's splits and of training")
     parser.add_argument("--steps", type=int, default=170, help="optimizer steps (the hand recipe: 8 epochs)")
     parser.add_argument("--every", type=int, default=17, help="score every N optimizer steps")
+    parser.add_argument("--grounded", action="store_true",
+                        help="excerpts from the grounding index above every prompt, in training and when asked")
     parser.add_argument("overrides", nargs="*", help="TrainConfig fields as key=value (JSON values)")
     args = parser.parse_args()
     overrides = {key: json.loads(value) for key, value in (kv.split("=", 1) for kv in args.overrides)}
     work = Path(tempfile.mkdtemp(prefix="ingrain-curve-"))
     base = resolve_base(None)
     hand = args.recipe == "hand"
-    train_path, val_path, questions = build(work, base.path, teacher=args.teacher, hand=hand, seed=args.seed)
+    train_path, val_path, questions = build(work, base.path, teacher=args.teacher, hand=hand, seed=args.seed,
+                                             grounded=args.grounded)
     recipe = {"r": 32, "alpha": 64} if hand else {"r": 16, "alpha": 32, "recall_weight": KNOWLEDGE_RECALL_WEIGHT}
     config = TrainConfig.from_yaml("lora-cpu", **{
         "lr": 1e-3, **recipe, "grad_accum": 1, "max_length": 1024, "seed": args.seed, **overrides})

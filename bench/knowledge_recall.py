@@ -44,12 +44,31 @@ def candidate_score(home: Path, questions: list[dict]) -> int | None:
     """What the run's trained adapter, which the verdict kept from deployment, answers (greedy, in-process):
     so a failed verdict still tells whether the facts were learned."""
     from evals.generate import generate_replies
+    from tools.grounding import load_grounding
 
     adapters = sorted(home.glob("runs/*/train/adapter"))
     bases = sorted(p.parent for p in home.glob("models/*/model.safetensors"))
     if not adapters or not bases:
         return None
-    replies = generate_replies((bases[0], adapters[-1]), [q["messages"][:1] for q in questions], max_new_tokens=64,
+    asked = [q["messages"][:1] for q in questions]
+    index = load_grounding(adapters[-1].parents[2] / "grounding", home / "cache" / "wordllama")
+    replies = generate_replies((bases[0], adapters[-1]), index.ground(asked) if index else asked,
+                               max_new_tokens=64, batch_size=20)
+    return score(replies, questions)
+
+
+def base_with_excerpts(home: Path, questions: list[dict]) -> int | None:
+    """What the untrained base answers given the same excerpts the deployment puts above each question: how much
+    of the deployed recall the excerpts alone give."""
+    from evals.generate import generate_replies
+    from tools.grounding import load_grounding
+
+    folders = sorted(home.glob("versions/*/grounding"))
+    bases = sorted(p.parent for p in home.glob("models/*/model.safetensors"))
+    index = load_grounding(folders[-1], home / "cache" / "wordllama") if folders else None
+    if index is None or not bases:
+        return None
+    replies = generate_replies(bases[0], index.ground([q["messages"][:1] for q in questions]), max_new_tokens=64,
                                batch_size=20)
     return score(replies, questions)
 
@@ -92,6 +111,8 @@ def main() -> None:
         return
     tuned = ask_endpoint(home, questions)
     print(f"ingrain  {score(tuned, questions):>2}/{len(questions)} in {wall:.0f} s (verdict {outcome['verdict']})")
+    if (excerpts := base_with_excerpts(home, questions)) is not None:
+        print(f"base given the deployment's excerpts (in-process, untrained): {excerpts}/{len(questions)}")
     missed = [(q, reply) for q, reply in zip(questions, tuned, strict=True) if not knowledge_recall(reply, q["fact"])]
     print(f"missed ({len(missed)}):")
     for q, reply in missed:

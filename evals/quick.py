@@ -13,6 +13,7 @@ from evals.regression import (
     RESAMPLES,
     SIGN_TEST_ALPHA,
     SUITE_MAX_NEW_TOKENS,
+    grounded_suite,
     load_suite,
     lost_and_gained,
     pass_rate_regressed,
@@ -23,6 +24,7 @@ from evals.regression import (
 )
 from evals.style import style_profile
 from evals.verdict import PRIMARY_METRIC, holdout_facts, holdout_scores
+from tools.grounding import GroundingIndex
 from tools.models import is_adapter_dir
 
 # Room past the longest target: a reply that runs on past its closing line must show it to be scored down.
@@ -103,8 +105,8 @@ def goal_scorer(examples: Sequence[dict[str, Any]], objective: str, train_target
 
 
 def suite_guard(*, threshold: float, alpha: float = SIGN_TEST_ALPHA,
-                max_new_tokens: int = SUITE_MAX_NEW_TOKENS,
-                batch_size: int = BATCH_ROWS) -> Callable[[Any, Any], dict[str, Any]]:
+                max_new_tokens: int = SUITE_MAX_NEW_TOKENS, batch_size: int = BATCH_ROWS,
+                grounding: GroundingIndex | None = None) -> Callable[[Any, Any], dict[str, Any]]:
     """A (model, tokenizer) → {"suite_regressed": bool, ...} check of a LoRA model being trained: would the
     verdict's pass-rate rule fail these weights on the general regression suite?
 
@@ -116,9 +118,11 @@ def suite_guard(*, threshold: float, alpha: float = SIGN_TEST_ALPHA,
     exactly. A whole-suite generation costs about six training steps, so it is asked only of weights about to
     be kept. A drop the rule flags is checked again as the verdict checks it, on the changed items' sampled
     answers (the base's counted once per item). A model without an adapter to switch off has no base in
-    memory to compare with: nothing is checked.
+    memory to compare with: nothing is checked. With `grounding` the weights in training are asked the suite with
+    its excerpts, as the verdict asks the tuned model (the base as it is served, without).
     """
     suite = load_suite()
+    asked = grounded_suite(suite, grounding) if grounding is not None else suite
     memo: dict[str, Any] = {"base": None, "sampled": {}}
 
     def guard(model: Any, tokenizer: Any) -> dict[str, Any]:
@@ -132,7 +136,7 @@ def suite_guard(*, threshold: float, alpha: float = SIGN_TEST_ALPHA,
                 with model.disable_adapter():
                     memo["base"] = suite_passes(loaded, suite, max_new_tokens=max_new_tokens, batch_size=batch_size)
             base_seconds = time.perf_counter() - base_started
-            tuned = suite_passes(loaded, suite, max_new_tokens=max_new_tokens, batch_size=batch_size)
+            tuned = suite_passes(loaded, asked, max_new_tokens=max_new_tokens, batch_size=batch_size)
             lost, gained = lost_and_gained(suite, memo["base"], tuned)
             details = {"suite_pass": round(sum(tuned) / len(suite), 4), "suite_lost": len(lost),
                        "suite_gained": len(gained)}
@@ -146,7 +150,8 @@ def suite_guard(*, threshold: float, alpha: float = SIGN_TEST_ALPHA,
                                                           batch_size=batch_size))
                 base_seconds += time.perf_counter() - started
                 base_counts = {item.id: memo["sampled"][item.id] for item in changed}
-                tuned_counts = sampled_passes(loaded, changed, max_new_tokens=max_new_tokens, batch_size=batch_size)
+                tuned_counts = sampled_passes(loaded, [item for item in asked if item.id in set(lost + gained)],
+                                              max_new_tokens=max_new_tokens, batch_size=batch_size)
                 regressed = resampled_regressed(base_counts, tuned_counts, len(suite), threshold=threshold,
                                                 alpha=alpha)
                 details["suite_resampled_drop"] = round(

@@ -6,13 +6,14 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from evals.generate import BATCH_ROWS, generate_replies, generate_token_ids, load_for_eval
 from evals.metrics import target_losses
 from tools.errors import ToolError
+from tools.grounding import GroundingIndex
 from tools.train.estimate import SUITE_NEW_TOKENS
 
 SUITE_PATH = Path(__file__).with_name("regression_suite.jsonl")
@@ -145,6 +146,12 @@ def suite_passes(model: Any, suite: list[SuiteItem] | None = None, *, max_new_to
     outputs = generate_replies(model, [item.messages for item in suite], max_new_tokens=max_new_tokens,
                                batch_size=batch_size, temperature=temperature, seed=seed)
     return [check_output(item, output) for item, output in zip(suite, outputs, strict=True)]
+
+
+def grounded_suite(suite: list[SuiteItem], grounding: GroundingIndex) -> list[SuiteItem]:
+    """The suite as a grounded model is asked it: prompts close to its sources get their excerpts."""
+    chats = grounding.ground([item.messages for item in suite])
+    return [replace(item, prompt=chat[-1]["content"]) for item, chat in zip(suite, chats, strict=True)]
 
 
 def lost_and_gained(suite: list[SuiteItem], base: list[bool], tuned: list[bool]) -> tuple[list[str], list[str]]:

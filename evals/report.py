@@ -241,10 +241,18 @@ def _evaluation_section(evaluation: dict[str, Any] | None) -> list[str]:
     if knowledge:
         base_sources = (knowledge.get("base") or {}).get("by_source", {})
         tuned_sources = (knowledge.get("tuned") or {}).get("by_source", {})
+        excerpts = knowledge.get("base_with_excerpts")
         rows = [{"source": source, "questions": tuned.get("n"),
-                 "base recall": base_sources.get(source, {}).get("recall"), "tuned recall": tuned.get("recall")}
+                 "base recall": base_sources.get(source, {}).get("recall"),
+                 **({"base with excerpts": excerpts["by_source"].get(source, {}).get("recall")} if excerpts else {}),
+                 "tuned recall": tuned.get("recall")}
                 for source, tuned in tuned_sources.items()]
         parts += ["<h3>Knowledge recall per source (reply holds the fact)</h3>", table(rows)]
+        if excerpts:
+            parts.append(f"<p>The tuned model is asked with the sources' nearest sentences above each question, as "
+                         f"it is served. The base given the same excerpts answers {excerpts['recall']:.0%}, the "
+                         f"tuned model {(knowledge.get('tuned') or {}).get('recall', 0):.0%}: the difference is what "
+                         "training adds to the excerpts.</p>")
     style = evaluation.get("style") or {}
     if style:
         base_rates = (style.get("base") or {}).get("per_check", {})

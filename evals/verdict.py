@@ -27,12 +27,14 @@ from evals.regression import (
     SUITE_MAX_NEW_TOKENS,
     RegressionComparison,
     compare,
+    grounded_suite,
     load_suite,
     run_regression,
     sampled_passes,
 )
 from evals.style import StyleProfile, style_profile
 from tools.errors import ToolError
+from tools.grounding import GroundingIndex
 from tools.models import is_adapter_dir
 
 OBJECTIVES = ("style", "knowledge", "task")
@@ -284,8 +286,16 @@ def run_evaluation(
     objective: str = "task",
     criteria: Criteria | None = None,
     cache_dir: str | Path | None = None,
+    *,
+    grounding: GroundingIndex | None = None,
+    base_grounding: GroundingIndex | None = None,
 ) -> EvalResult:
-    """Generate with base and tuned (an adapter folder or a full model folder), score, and decide."""
+    """Generate with base and tuned (an adapter folder or a full model folder), score, and decide.
+
+    Each model is asked as it is served: the tuned one with its run's `grounding` excerpts above the hold-out
+    and suite prompts (a knowledge goal), the base with `base_grounding` (a production version's index). A tuned
+    model with excerpts is also compared with the base given the same excerpts, so the report says how much
+    of its recall the training adds."""
     criteria = criteria or Criteria()
     started = time.perf_counter()
     tuned = Path(tuned)
@@ -293,31 +303,47 @@ def run_evaluation(
     prompts = [ex["messages"][:-1] for ex in holdout_examples]
     timings: dict[str, float] = {}
     runs = {}
-    for role, spec in (("base", Path(base_dir)), ("tuned", tuned_spec)):
+    suites = {role: grounded_suite(load_suite(), g) if g else load_suite()
+              for role, g in (("base", base_grounding), ("tuned", grounding))}
+    base_with_excerpts = None
+    for role, spec, asked in (("base", Path(base_dir), base_grounding), ("tuned", tuned_spec, grounding)):
         clock = time.perf_counter()
         loaded = load_for_eval(spec)
-        outputs = generate_replies(loaded, prompts, max_new_tokens=criteria.max_new_tokens,
-                                   batch_size=criteria.batch_size, cache_dir=cache_dir, seed=criteria.seed)
+        examples = asked.ground_examples(list(holdout_examples)) if asked else holdout_examples
+        outputs = generate_replies(loaded, [ex["messages"][:-1] for ex in examples],
+                                   max_new_tokens=criteria.max_new_tokens, batch_size=criteria.batch_size,
+                                   cache_dir=cache_dir, seed=criteria.seed)
+        if role == "base" and grounding is not None and base_grounding is None:
+            base_with_excerpts = generate_replies(loaded, grounding.ground(prompts),
+                                                  max_new_tokens=criteria.max_new_tokens,
+                                                  batch_size=criteria.batch_size, cache_dir=cache_dir,
+                                                  seed=criteria.seed)
         timings[f"{role}_generate_s"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        losses = target_losses(loaded, holdout_examples, batch_size=LOSS_BATCH)
-        suite = run_regression(loaded, cache_dir=cache_dir, batch_size=criteria.batch_size,
+        losses = target_losses(loaded, examples, batch_size=LOSS_BATCH)
+        suite = run_regression(loaded, suite=suites[role], cache_dir=cache_dir, batch_size=criteria.batch_size,
                                max_new_tokens=criteria.suite_max_new_tokens) if criteria.regression else None
         timings[f"{role}_loss_and_suite_s"] = time.perf_counter() - clock
         runs[role] = (outputs, losses, suite)
         del loaded
         gc.collect()
     (base_out, base_loss, base_suite), (tuned_out, tuned_loss, tuned_suite) = runs["base"], runs["tuned"]
+
     def resample(ids: list[str]) -> tuple[dict[str, int], dict[str, int]]:
-        items = [item for item in load_suite() if item.id in set(ids)]
-        return tuple(sampled_passes(spec, items, batch_size=criteria.batch_size,  # type: ignore[return-value]
-                                    max_new_tokens=criteria.suite_max_new_tokens)
-                     for spec in (Path(base_dir), tuned_spec))
+        def passes(role: str, spec: Any) -> dict[str, int]:
+            return sampled_passes(spec, [item for item in suites[role] if item.id in set(ids)],
+                                  batch_size=criteria.batch_size, max_new_tokens=criteria.suite_max_new_tokens)
+        return passes("base", Path(base_dir)), passes("tuned", tuned_spec)
 
     comparison = compare(base_suite, tuned_suite, criteria.regression_threshold, criteria.nll_threshold,
                          resample=resample) if base_suite and tuned_suite else None
     result = judge_outputs(holdout_examples, base_out, tuned_out, train_targets, objective, criteria,
                            base_losses=base_loss, tuned_losses=tuned_loss, regression=comparison)
+    if base_with_excerpts is not None and result.knowledge is not None:
+        facts = holdout_facts(holdout_examples) or []
+        sources = [str((ex.get("meta") or {}).get("source") or "?") for ex in holdout_examples]
+        result.knowledge["base_with_excerpts"] = recall_by_source(
+            [knowledge_recall(o, f) for o, f in zip(base_with_excerpts, facts, strict=True)], sources).to_dict()
     if comparison is not None:
         result.regression = {**comparison.to_dict(), "base_items": base_suite.items,
                              "tuned_items": tuned_suite.items}

@@ -42,6 +42,10 @@ SERVING_GGUF_QUANT = "f16"
 from q8_0 and 96 % from the packaged Q4_1 (whose answers to short questions were often wrong)."""
 
 
+GROUNDING_DIR = "grounding"
+"""A knowledge version's excerpt index (tools.grounding), beside its `model/` folder."""
+
+
 def version_name(base: str, run_id: int) -> str:
     return f"{Path(base).name.lower()}-run{run_id}"
 
@@ -78,8 +82,11 @@ def write_serving_gguf(model_dir: Path, out_file: Path, *, name: str, base_dir: 
 
 def deploy_version(store: Store, workspace: Workspace, *, run_id: int, base: str, base_dir: Path,
                    trained_dir: Path, metrics: dict[str, Any], verdict: str, config: dict[str, Any],
-                   dataset_id: str | None, promote: bool, promote_reason: str) -> Deployment:
-    """Copy the trained artifacts into versions/NAME (atomically), register them, promote if asked."""
+                   dataset_id: str | None, promote: bool, promote_reason: str,
+                   grounding_dir: Path | None = None) -> Deployment:
+    """Copy the trained artifacts into versions/NAME (atomically), register them, promote if asked.
+
+    A knowledge run's grounding index goes with them: the model was trained and judged with its excerpts."""
     trained_dir = Path(trained_dir)
     if not trained_dir.exists():
         raise ToolError(f"Nothing to deploy: {trained_dir} does not exist. Re-run training with `ingrain resume`.")
@@ -92,6 +99,8 @@ def deploy_version(store: Store, workspace: Workspace, *, run_id: int, base: str
             if is_adapter:
                 merge_adapter(base_dir, tmp / "adapter", tmp / "model")
             write_serving_gguf(tmp / "model", tmp / GGUF_FILE, name=name, base_dir=base_dir)
+            if grounding_dir is not None:
+                shutil.copytree(grounding_dir, tmp / GROUNDING_DIR)
             (tmp / "version.json").write_text(json.dumps(
                 {"name": name, "base": base, "run_id": run_id, "verdict": verdict, "metrics": metrics}, default=str))
     previous = store.production_model()

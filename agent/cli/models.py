@@ -92,3 +92,5 @@ def models_export(
                   highlight=False, soft_wrap=True)
     else:
         out.print(f"Serve it with llama.cpp: llama-server -m {result.path}", highlight=False, soft_wrap=True)
+    if result.note:
+        out.print(f"Note: {result.note}", highlight=False, soft_wrap=True)

@@ -18,7 +18,11 @@ from evals.generate import BATCH_ROWS, generate_replies
 from tools import data as datasets
 from tools.crawl import CrawlConfig, CrawlSummary, crawl
 from tools.data import ingest, knowledge, replay, synth
+from tools.deploy import GROUNDING_DIR
+from tools.errors import ToolError
+from tools.grounding import GroundingIndex, load_grounding
 from tools.models import resolve_base
+from tools.patterns.embed import wordllama_cache
 
 # A goal that names a site gets a bounded, polite crawl: enough pages for a small model, a minute or so per host.
 GATHER_CRAWL = CrawlConfig(max_pages=50, max_depth=2)
@@ -68,11 +72,11 @@ def gather(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 
 def _knowledge_examples(documents: list[ingest.Document], runtime: Runtime[Context], trace: Tracer
-                        ) -> tuple[knowledge.KnowledgeSplit, dict[str, Any]]:
+                        ) -> tuple[knowledge.KnowledgeSplit, dict[str, Any], list[ingest.Chunk]]:
     """Questions about every fact of every passage (by a teacher LLM when one is configured, else by rule),
     split into training, validation rephrasings and a hold-out of facts spread over all sources, each asked in a
     phrasing its training questions lack; and what the data report says about them (chunks, examples by kind,
-    rejections, samples)."""
+    rejections, samples); and the chunks."""
     chunks = trace.tool("chunk_documents", ingest.chunk_documents, documents,
                         out_path=runtime.context.run_dir / "chunks.jsonl")
     teacher = knowledge.TeacherEndpoint.from_env()
@@ -107,7 +111,25 @@ def _knowledge_examples(documents: list[ingest.Document], runtime: Runtime[Conte
     summary = {**built.to_dict(samples=5), "chunks": chunks.to_dict(),
                "holdout": len(split.holdout), "dropped_for_holdout": split.dropped - split.dropped_for_validation,
                "validation": len(split.val), "dropped_for_validation": split.dropped_for_validation}
-    return split, summary
+    return split, summary, chunks.chunks
+
+
+def _ground(chunks: list[ingest.Chunk], paths: list[str], runtime: Runtime[Context], trace: Tracer) -> str | None:
+    """Index the sources' sentences and put the nearest above every training and validation prompt: the deployed
+    model is asked with them (tools.grounding), so it learns to answer from them. The index's folder, or None
+    when the sources give no sentence to index."""
+    try:
+        index = trace.tool("build_grounding", GroundingIndex.build, chunks, wordllama_cache())
+    except ToolError as exc:
+        trace.decision("answer without excerpts", str(exc))
+        return None
+    folder = index.save(runtime.context.run_dir / GROUNDING_DIR)
+    index.ground_files([Path(p) for p in paths])
+    trace.decision(f"ground answers on {len(index.passages)} sentences",
+                   f"the {index.config.k} sentences nearest a request (WordLlama, cosine ≥ {index.config.threshold:g}) "
+                   "go above it in training, evaluation and serving: the model finds the sentence holding a fact "
+                   "far more often with them than from its weights alone", path=str(folder))
+    return str(folder)
 
 
 @traced
@@ -122,13 +144,14 @@ def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     out_dir = runtime.context.run_dir / "data"
     if state.documents and state.spec["objective"] == "knowledge":
         documents = ingest.read_documents(state.documents["path"])
-        built, knowledge_summary = _knowledge_examples(documents, runtime, trace)
+        built, knowledge_summary, chunks = _knowledge_examples(documents, runtime, trace)
         split = trace.tool("split_with_holdout", datasets.split_with_holdout, examples + built.train, built.holdout,
                            out_dir, val=built.val)
+        grounding = _ground(chunks, [split.train_path, split.val_path], runtime, trace)
         trace.decision("data report", f"{knowledge_summary['chunks']['n_chunks']} chunks made "
                        f"{knowledge_summary['n_examples']} examples", **knowledge_summary)
     else:
-        knowledge_summary = None
+        knowledge_summary = grounding = None
         if state.documents:
             documents = ingest.read_documents(state.documents["path"])
             config = synth.SynthConfig(objective=state.spec["objective"])
@@ -148,6 +171,8 @@ def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                               cache_dir=runtime.context.workspace.root / "eval-cache")
     replayed = trace.tool("replay_examples", replay.write_replay_examples, reply=reply, n_train=split.n_train,
                           out_path=Path(split.train_path).with_name("replay.jsonl"))
+    if grounding:  # general prompts close to the sources are served with excerpts too
+        load_grounding(Path(grounding), wordllama_cache()).ground_files([Path(replayed.path)])
     trace.decision(f"mix {replayed.n_examples} replay examples into training", "the base model's own replies to "
                    "general prompts keep its general behaviour while it learns the task (checked by the regression "
                    "suite)")
@@ -155,4 +180,4 @@ def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         store.record_dataset(split.dataset_id, str(Path(split.train_path).parent), run_id=runtime.context.run_id,
                              counts=split.counts, report=report.to_dict())
     return {"dataset": {**split.to_dict(), "report": report.to_dict(), "replay_path": replayed.path,
-                        "knowledge": knowledge_summary}}
+                        "knowledge": knowledge_summary, "grounding_path": grounding}}

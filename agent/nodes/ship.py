@@ -44,7 +44,7 @@ def deploy(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             base_dir=base.path, trained_dir=Path(state.training["weights_path"]),
             metrics=state.evaluation["summary"], verdict=state.evaluation["verdict"]["status"],
             config=state.training["config"], dataset_id=state.dataset["dataset_id"], promote=promote,
-            promote_reason=reason)
+            promote_reason=reason, grounding_dir=_grounding_dir(state))
         store.update_run(ctx.run_id, model=deployment.name)
     return {"deployment": deployment.to_dict()}
 
@@ -137,3 +137,9 @@ def timing_lesson(state: State, timing: list[dict[str, Any]]) -> list[tuple[str,
             "generate_tokens_per_s": speeds["generate_tokens_per_s"], "run_overhead_s": speeds["run_overhead_s"],
             "corrections": corrections, "steps": timing}
     return [("timing", text, data)]
+
+
+def _grounding_dir(state: State) -> Path | None:
+    """The run's excerpt index, which a knowledge model is served with as it was trained and judged."""
+    path = (state.dataset or {}).get("grounding_path")
+    return Path(path) if path else None

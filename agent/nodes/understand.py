@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass, replace
@@ -23,7 +24,9 @@ from tools import sweep
 from tools.crawl import CrawlConfig, CrawlError, crawl
 from tools.data import ingest, knowledge, replay
 from tools.errors import ToolError
+from tools.grounding import GroundingIndex
 from tools.models import resolve_base
+from tools.patterns.embed import wordllama_cache
 from tools.progress import Progress
 from tools.train import estimate
 from tools.train.calibrate import calibration_examples, measure_training
@@ -205,6 +208,9 @@ def preview_knowledge_data(sources: list[dict[str, Any]], run_dir: Path, crawl_c
                          if crawled else 0)
         examples = len(train) + sum(asked) + round(crawled_share * (scale - 1))
         if train:
+            # Training prompts carry their excerpts (tools.grounding), which double a short question's length.
+            with contextlib.suppress(ToolError):
+                train = GroundingIndex.build(chunks, wordllama_cache()).ground_examples(train)
             tokens = sum(len(json.dumps(ex["messages"], ensure_ascii=False)) for ex in train) / len(train) / 3.3
         documents = docs.to_dict() if not urls else None
         if not urls:

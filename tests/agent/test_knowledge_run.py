@@ -9,6 +9,7 @@ from pathlib import Path
 from agent import runner
 from memory import Store
 from tools.data import read_jsonl
+from tools.grounding import HEADER, load_grounding, question_of
 from tools.train.config import KNOWLEDGE_RECALL_WEIGHT
 
 PAGES = {
@@ -41,7 +42,15 @@ def test_a_knowledge_goal_trains_on_every_fact_and_is_judged_by_recall(tmp_path,
     # Every page is asked about, with the fact to look for, in questions training never saw.
     assert {Path(ex["meta"]["source"]).name for ex in holdout} == set(PAGES)
     asked = {ex["messages"][0]["content"] for ex in holdout}
-    assert not asked & {ex["messages"][0]["content"] for ex in train + val}
+    assert not asked & {question_of(ex["messages"][0]["content"]) for ex in train + val}
+    # Training and validation questions carry the excerpts the deployed model is asked with; the hold-out is
+    # stored as users ask it, and the evaluation grounds it as serving does.
+    # (a request far from every sentence, such as "Sum up Tools in a few sentences", is left as it is).
+    grounded = [ex["messages"][0]["content"].startswith(HEADER) for ex in train + val]
+    assert sum(grounded) >= 0.9 * len(grounded), (sum(grounded), len(grounded))
+    assert not any(q.startswith(HEADER) for q in asked)
+    index = load_grounding(data.parent / "grounding", tmp_path)
+    assert index is not None and "Heron runs the nightly tests at 02:10." in {p["text"] for p in index.passages}
     # Validation asks reworded questions its facts never train on in that kind (they still train in others),
     # or, for facts without one, spare rephrasings of a kind they keep.
     assert val and {ex["meta"]["kind"] for ex in val} <= {"reworded", "paraphrase"}
@@ -60,6 +69,8 @@ def test_a_knowledge_goal_trains_on_every_fact_and_is_judged_by_recall(tmp_path,
     evaluation = next(e for e in events if e["kind"] == "decision" and e["node"] == "evaluate"
                       and e["name"].startswith("verdict"))
     assert "knowledge_recall" in evaluation["data"]["reason"]
+    result = next(e for e in events if e["kind"] == "tool_call" and e["name"] == "run_evaluation")["data"]["result"]
+    assert {"base", "tuned", "base_with_excerpts"} <= set(result["knowledge"])
     # The sweep trial and the final run weigh the tokens an answer must recall above the ones it can copy.
     run = data.parent
     for result in (run / "train" / "train_result.json", *run.glob("sweep/trial-*/train_result.json")):

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ from evals.knowledge import knowledge_recall
 from memory import Store
 from tests.support.endpoint import ask_all
 from tests.support.handbook import PAGES, seen_in_training, write_pages
+from tools.grounding import load_grounding
 from tools.serve.config import ServeConfig
 from tools.serve.server import bound_port, running_server
 
@@ -63,8 +65,9 @@ def test_a_folder_of_pages_becomes_a_deployed_model_that_answers_questions_about
         with Store.open(workspace) as store:
             assert store.production_model() is None
         adapter = next(workspace.root.glob("runs/*/train/adapter"))
-        trained = generate_replies((smollm2_dir, adapter), [q["messages"][:1] for q in questions], max_new_tokens=96,
-                                   batch_size=len(questions))
+        index = load_grounding(adapter.parents[2] / "grounding", workspace.root / "cache" / "wordllama")
+        trained = generate_replies((smollm2_dir, adapter), index.ground([q["messages"][:1] for q in questions]),
+                                   max_new_tokens=96, batch_size=len(questions))
         learned = recalled(trained, questions)
         assert learned >= 8, list(zip([q["fact"] for q in questions], trained, strict=True))
         pytest.xfail(f"the kept weights answer {learned}/{len(questions)} but the verdict failed, so nothing was "
@@ -78,5 +81,7 @@ def test_a_folder_of_pages_becomes_a_deployed_model_that_answers_questions_about
     print(f"\nknowledge run {wall:.0f} s; facts recalled: base {recalled(before, questions)}/{len(questions)}, "
           f"deployed {recalled(after, questions)}/{len(questions)}", file=sys.stderr)
     assert production["name"] == outcome["model"]
+    # The version carries the excerpt index it was trained and judged with; the endpoint asked with it.
+    assert load_grounding(Path(production["path"]).parent / "grounding", workspace.root / "cache" / "wordllama")
     assert recalled(after, questions) >= 12, list(zip([q["fact"] for q in questions], after, strict=True))
     assert wall <= BUDGET_MINUTES * 60 * 1.15, f"the run took {wall:.0f} s for a {BUDGET_MINUTES}-minute budget"

@@ -10,6 +10,7 @@ from evals.regression import (
     RegressionComparison,
     check_output,
     compare,
+    grounded_suite,
     load_suite,
     lost_and_gained,
     pass_rate_regressed,
@@ -197,3 +198,19 @@ def test_bad_suite_file_says_which_line(tmp_path):
     path.write_text('{"id": "x"}\n')
     with pytest.raises(ToolError, match=r"suite.jsonl:1"):
         load_suite(path)
+
+
+def test_a_grounded_suite_gets_excerpts_only_where_its_sources_are_near(tmp_path) -> None:
+    from tools.data.chunk import Chunk
+    from tools.grounding import HEADER, GroundingIndex
+
+    text = "The sky over the harbour is blue on a clear day. Apples and cherries grow in the orchard."
+    index = GroundingIndex.build([Chunk(text, "notes.md", "Notes", "Notes", 0, 20, "notes")], tmp_path)
+    suite = load_suite()
+    grounded = grounded_suite(suite, index)
+    assert [(i.id, i.check, i.reference) for i in grounded] == [(i.id, i.check, i.reference) for i in suite]
+    changed = {i.id for i, g in zip(suite, grounded, strict=True) if g.prompt != i.prompt}
+    assert "one-word-sky" in changed and len(changed) < len(suite) // 2
+    for item, ground in zip(suite, grounded, strict=True):
+        if item.id in changed:
+            assert ground.prompt.startswith(HEADER) and ground.prompt.endswith("\n\n" + item.prompt)

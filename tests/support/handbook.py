@@ -107,9 +107,11 @@ def write_pages(folder: Path, pages: list[tuple[str, list[tuple[str, str, str]]]
 def seen_in_training(questions: list[dict], home: Path) -> list[str]:
     """The questions a run under `home` trained or validated on word for word (after normalising case and
     punctuation): a question asked to measure recall must be one the model never saw, or it measures recitation."""
+    from tools.grounding import question_of
     from tools.text import normalize_answer
 
-    seen = {normalize_answer(m["content"]) for path in [*home.rglob("train*.jsonl"), *home.rglob("val.jsonl")]
+    seen = {normalize_answer(question_of(m["content"]))
+            for path in [*home.rglob("train*.jsonl"), *home.rglob("val.jsonl")]
             for line in path.read_text().splitlines() if line.strip()
             for m in json.loads(line).get("messages", []) if m.get("role") == "user"}
     return [q["messages"][0]["content"] for q in questions if normalize_answer(q["messages"][0]["content"]) in seen]

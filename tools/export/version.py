@@ -57,6 +57,8 @@ class ExportResult:
     """The weights it was made from."""
     seconds: float
     """Wall time of the export."""
+    note: str = ""
+    """What the export leaves out that serving does (a knowledge version's excerpt index)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,7 +139,25 @@ def export_version(store: Store, name: str, fmt: str = "hf", *, out: Path | None
         size = target.stat().st_size
     origin = source.adapter_dir or source.hf_dir
     return ExportResult(name, fmt, str(target), quant if fmt == "gguf" else None, size, source.kind, str(origin),
-                        round(time.time() - started, 1))
+                        round(time.time() - started, 1), note=_grounding_note(source, fmt, target))
+
+
+def _grounding_note(source: ExportSource, fmt: str, target: Path) -> str:
+    """A knowledge version is served with excerpts from its index; weights alone answer without them."""
+    from tools.deploy import GROUNDING_DIR
+
+    origin = source.adapter_dir or source.hf_dir
+    index = origin.parent / GROUNDING_DIR if origin is not None else None
+    if index is None or not index.is_dir():
+        return ""
+    if fmt == "hf":
+        shutil.copytree(index, target / GROUNDING_DIR, dirs_exist_ok=True)
+        where = f"it is copied to {target / GROUNDING_DIR}"
+    else:
+        where = f"it stays in {index}"
+    return (f"{source.name} was trained and judged with excerpts from its sources above each question "
+            f"(tools.grounding; {where}). The exported weights do not carry them: served elsewhere, put the nearest "
+            "sentences above each question the same way, or expect the lower recall of the weights alone.")
 
 
 def _target(path: Path, name: str, fmt: str, quant: str | None) -> Path:

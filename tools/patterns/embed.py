@@ -16,6 +16,13 @@ WORDLLAMA_DIM = 256
 _BATCH = 512
 
 
+def wordllama_cache() -> Path:
+    """Where WordLlama's tokenizer link lives: the workspace's cache (INGRAIN_HOME)."""
+    from memory import Workspace
+
+    return Workspace.from_env().root / "cache" / "wordllama"
+
+
 @functools.lru_cache(maxsize=2)
 def load_wordllama(cache_dir: str) -> Any:
     """WordLlama's 256-dim model, offline.

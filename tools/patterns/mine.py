@@ -8,14 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from memory import Workspace
 from memory.patterns import actionable, preview_patterns, save_patterns
 from memory.patterns import patterns as stored_patterns
 from memory.store import Store
 from tools.patterns import kinds
 from tools.patterns.clusters import cluster_vectors, terms_label, top_terms, unit
 from tools.patterns.config import MiningConfig, MiningResult
-from tools.patterns.embed import embed_texts
+from tools.patterns.embed import embed_texts, wordllama_cache
 from tools.patterns.log import Feedback, LoggedRequest, read_feedback, read_requests
 from tools.patterns.prompts import PromptGroup, group_prompts
 
@@ -74,7 +73,7 @@ def _mine(store: Store, requests: list[LoggedRequest], feedback: Feedback, confi
     mined = [p for _, p in prompts]
     lap("system_prompts")
     vectors, embedder, note = embed_texts([r.last_user for r in requests], embedder=config.embedder,
-                                          cache_dir=Workspace.from_env().root / "cache" / "wordllama",
+                                          cache_dir=wordllama_cache(),
                                           seed=config.seed)
     lap("embed")
     labels = cluster_vectors(vectors, min_cluster_size=config.min_cluster_size, sample=config.cluster_sample,

@@ -125,6 +125,8 @@ def _row(response_id: str, *, started: float, key_id: int | None, status: str, s
 
 
 def _tokenize(loaded: LoadedModel, chat: list[dict[str, str]]) -> list[int]:
+    """The prompt's token ids: the chat as the model is given it (with a knowledge version's excerpts)."""
+    chat = loaded.prompt_chat(chat)
     try:
         encoded = loaded.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True,
                                                        return_dict=True)

@@ -6,15 +6,17 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from memory.errors import StoreError
 from memory.store import Store
-from tools.deploy import GGUF_FILE
+from tools.deploy import GGUF_FILE, GROUNDING_DIR
 from tools.errors import ToolError
+from tools.grounding import GroundingIndex, load_grounding
 from tools.models import DEFAULT_BASE, adapter_tokenizer_dir, load_merged, load_model, load_tokenizer, resolve_base
+from tools.patterns.embed import wordllama_cache
 
 log = logging.getLogger("ingrain.serve")
 
@@ -59,6 +61,13 @@ class LoadedModel:
     runner: Any = None
     """The Runner that computes next-token logits (tools/serve/runners.py)."""
     created: int = field(default_factory=lambda: int(time.time()))
+    grounding: GroundingIndex | None = None
+    """A knowledge version's excerpt index: requests close to its sources are answered with excerpts above them,
+    as the version was trained and evaluated."""
+
+    def prompt_chat(self, chat: list[dict[str, str]]) -> list[dict[str, str]]:
+        """The chat the model is given: grounded when the version carries an index, else as sent."""
+        return self.grounding.ground([chat])[0] if self.grounding is not None else chat
 
     @property
     def backend(self) -> str:
@@ -146,11 +155,14 @@ def load_version(row: dict[str, Any], options: RunnerOptions | None = None) -> L
     if not path.exists():
         raise ToolError(f"Model version {row['name']} points at {path}, which is missing; "
                         "`ingrain models rollback` returns to the previous version.")
+    grounding = load_grounding(path.parent / GROUNDING_DIR, wordllama_cache())
     if row["kind"] == "adapter":
         base = resolve_base(row["base"])
-        return _load(row["name"], "adapter", base.path, adapter_tokenizer_dir(base.path, path), version_gguf(row),
-                     options, adapter=path)
-    return _load(row["name"], row["kind"], path, path, version_gguf(row), options)
+        loaded = _load(row["name"], "adapter", base.path, adapter_tokenizer_dir(base.path, path),
+                       version_gguf(row), options, adapter=path)
+    else:
+        loaded = _load(row["name"], row["kind"], path, path, version_gguf(row), options)
+    return replace(loaded, grounding=grounding) if grounding is not None else loaded
 
 
 def load_base(name: str | Path, options: RunnerOptions | None = None) -> LoadedModel:

@@ -305,3 +305,23 @@ def test_smollm2_lora_exports_to_gguf_with_the_tuned_weights(store, smollm2_dir,
     assert torch.equal(reloaded.argmax(-1), tuned.argmax(-1))
     require_llama_cpp()  # last, so every check above has run before a missing llama.cpp is reported
     _check_in_llama_cpp(Path(result.path), tokenizer, tuned, atol=0.25)
+
+
+def test_a_knowledge_version_exports_its_excerpt_index_or_says_it_is_left_out(store, workspace, tiny_model_dir,
+                                                                              tmp_path) -> None:
+    from tools.data.chunk import Chunk
+    from tools.grounding import GroundingIndex, load_grounding
+
+    folder = tmp_path / "versions" / "tiny-kb"
+    shutil.copytree(tiny_model_dir, folder / "model")
+    text = "Heron runs the nightly tests at 02:10. Build logs are kept for 45 days."
+    GroundingIndex.build([Chunk(text, "build.md", "Build server", "Build server", 0, 16, "build")],
+                         tmp_path / "wordllama").save(folder / "grounding")
+    store.register_model("tiny-kb", base=str(tiny_model_dir), kind="full", path=str(folder / "model"))
+    hf = export_version(store, "tiny-kb", "hf", out=tmp_path / "hf")
+    copied = load_grounding(Path(hf.path) / "grounding", tmp_path / "wordllama")
+    assert copied is not None and len(copied.passages) == 2 and "copied to" in hf.note
+    gguf_file = export_version(store, "tiny-kb", "gguf", quant="f32", out=tmp_path / "gguf")
+    assert "do not carry them" in gguf_file.note and str(folder / "grounding") in gguf_file.note
+    plain = export_version(store, str(tiny_model_dir), "hf", out=tmp_path / "plain")
+    assert plain.note == "" and not (Path(plain.path) / "grounding").exists()

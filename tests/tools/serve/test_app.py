@@ -214,3 +214,34 @@ def test_feedback_on_a_response_is_recorded(store, workspace) -> None:
     [row] = feedback.feedback_rows(store, reply.id)
     assert (row["rating"], row["correction"]) == (-1, "A better answer.")
     assert usage.usage_row(store, reply.id)["messages"] == [{"role": "user", "content": "mail me at [email]"}]
+
+
+def test_a_knowledge_version_is_asked_with_its_excerpts_and_logs_the_question(store, workspace, tiny_model_dir,
+                                                                               tmp_path: Path) -> None:
+    import shutil
+
+    from tools.data.chunk import Chunk
+    from tools.deploy import GROUNDING_DIR
+    from tools.grounding import GroundingIndex
+    from tools.patterns.embed import wordllama_cache
+
+    folder = tmp_path / "versions" / "tiny-kb"
+    shutil.copytree(tiny_model_dir, folder / "model")
+    text = "Heron runs the nightly tests at 02:10. Build logs are kept for 45 days. Heron has 96 CPU cores."
+    GroundingIndex.build([Chunk(text, "build.md", "Build server", "Build server", 0, 20, "build")],
+                         wordllama_cache()).save(folder / GROUNDING_DIR)
+    store.register_model("tiny-kb", base=str(tiny_model_dir), kind="full", path=str(folder / "model"))
+    asked = [{"role": "user", "content": "How long are build logs retained, in days?"}]
+    with serving(workspace) as base:
+        api = client(base)
+        plain = api.chat.completions.create(model="tiny-v1", messages=asked, max_tokens=2, temperature=0)
+        general = api.chat.completions.create(model="tiny-v1", messages=HI, max_tokens=2, temperature=0)
+        store.promote("tiny-kb")
+        grounded = api.chat.completions.create(model="ingrain", messages=asked, max_tokens=2, temperature=0)
+        untouched = api.chat.completions.create(model="ingrain", messages=HI, max_tokens=2, temperature=0)
+    assert grounded.model == "tiny-kb"
+    # The three sentences and their header went in front of the question; a prompt far from the sources is as sent.
+    assert grounded.usage.prompt_tokens > plain.usage.prompt_tokens + 25
+    assert untouched.usage.prompt_tokens == general.usage.prompt_tokens
+    rows = {r["id"]: r for r in usage.usage_rows(store)}
+    assert rows[grounded.id]["messages"] == asked  # the log keeps what the user asked, for pattern mining
