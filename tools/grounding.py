@@ -172,10 +172,13 @@ class GroundingIndex:
 
 
 def load_grounding(directory: Path | None, cache_dir: Path) -> GroundingIndex | None:
-    """The index kept in `directory`, or None when there is none (a style or task model)."""
+    """The index kept in `directory`, or None when there is none (a style or task model). Its embedder is loaded
+    now, so a broken one fails the model's load with a clear error rather than the first request."""
     if directory is None or not (Path(directory) / CONFIG_FILE).exists():
         return None
-    return GroundingIndex.load(Path(directory), cache_dir)
+    index = GroundingIndex.load(Path(directory), cache_dir)
+    index.embed(["ready"])
+    return index
 
 
 def question_of(content: str) -> str:

@@ -83,5 +83,6 @@ def test_a_folder_of_pages_becomes_a_deployed_model_that_answers_questions_about
     assert production["name"] == outcome["model"]
     # The version carries the excerpt index it was trained and judged with; the endpoint asked with it.
     assert load_grounding(Path(production["path"]).parent / "grounding", workspace.root / "cache" / "wordllama")
-    assert recalled(after, questions) >= 12, list(zip([q["fact"] for q in questions], after, strict=True))
+    # 34/40 is the bar at the bench's size; grounded, the bench's deployed model answered 36/40.
+    assert recalled(after, questions) >= 16, list(zip([q["fact"] for q in questions], after, strict=True))
     assert wall <= BUDGET_MINUTES * 60 * 1.15, f"the run took {wall:.0f} s for a {BUDGET_MINUTES}-minute budget"
