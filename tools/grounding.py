@@ -15,12 +15,14 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tools.data.knowledge.config import ChunkLike
 from tools.errors import ToolError
+
+if TYPE_CHECKING:  # the knowledge package is heavy; the endpoint imports this module
+    from tools.data.knowledge.config import ChunkLike
 
 HEADER = "Excerpts from the sources:"
 CONFIG_FILE, PASSAGES_FILE, VECTORS_FILE = "grounding.json", "passages.jsonl", "vectors.npy"
@@ -171,11 +173,16 @@ class GroundingIndex:
         return cls(passages, vectors, config, Path(cache_dir))
 
 
-def load_grounding(directory: Path | None, cache_dir: Path) -> GroundingIndex | None:
+def load_grounding(directory: str | Path | None, cache_dir: Path | None = None) -> GroundingIndex | None:
     """The index kept in `directory`, or None when there is none (a style or task model). Its embedder is loaded
-    now, so a broken one fails the model's load with a clear error rather than the first request."""
+    now, so a broken one fails the model's load with a clear error rather than the first request. `cache_dir`
+    defaults to the workspace's WordLlama cache."""
     if directory is None or not (Path(directory) / CONFIG_FILE).exists():
         return None
+    if cache_dir is None:
+        from tools.patterns.embed import wordllama_cache
+
+        cache_dir = wordllama_cache()
     index = GroundingIndex.load(Path(directory), cache_dir)
     index.embed(["ready"])
     return index

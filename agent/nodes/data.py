@@ -20,7 +20,7 @@ from tools.crawl import CrawlConfig, CrawlSummary, crawl
 from tools.data import ingest, knowledge, replay, synth
 from tools.deploy import GROUNDING_DIR
 from tools.errors import ToolError
-from tools.grounding import GroundingIndex, load_grounding
+from tools.grounding import GroundingIndex
 from tools.models import resolve_base
 from tools.patterns.embed import wordllama_cache
 
@@ -114,10 +114,11 @@ def _knowledge_examples(documents: list[ingest.Document], runtime: Runtime[Conte
     return split, summary, chunks.chunks
 
 
-def _ground(chunks: list[ingest.Chunk], paths: list[str], runtime: Runtime[Context], trace: Tracer) -> str | None:
+def _ground(chunks: list[ingest.Chunk], paths: list[str], runtime: Runtime[Context], trace: Tracer
+            ) -> GroundingIndex | None:
     """Index the sources' sentences and put the nearest above every training and validation prompt: the deployed
-    model is asked with them (tools.grounding), so it learns to answer from them. The index's folder, or None
-    when the sources give no sentence to index."""
+    model is asked with them (tools.grounding), so it learns to answer from them. The index (saved in the run), or
+    None when the sources give no sentence to index."""
     try:
         index = trace.tool("build_grounding", GroundingIndex.build, chunks, wordllama_cache())
     except ToolError as exc:
@@ -129,7 +130,7 @@ def _ground(chunks: list[ingest.Chunk], paths: list[str], runtime: Runtime[Conte
                    f"the {index.config.k} sentences nearest a request (WordLlama, cosine ≥ {index.config.threshold:g}) "
                    "go above it in training, evaluation and serving: the model finds the sentence holding a fact "
                    "far more often with them than from its weights alone", path=str(folder))
-    return str(folder)
+    return index
 
 
 @traced
@@ -171,8 +172,8 @@ def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                               cache_dir=runtime.context.workspace.root / "eval-cache")
     replayed = trace.tool("replay_examples", replay.write_replay_examples, reply=reply, n_train=split.n_train,
                           out_path=Path(split.train_path).with_name("replay.jsonl"))
-    if grounding:  # general prompts close to the sources are served with excerpts too
-        load_grounding(Path(grounding), wordllama_cache()).ground_files([Path(replayed.path)])
+    if grounding is not None:  # general prompts close to the sources are served with excerpts too
+        grounding.ground_files([Path(replayed.path)])
     trace.decision(f"mix {replayed.n_examples} replay examples into training", "the base model's own replies to "
                    "general prompts keep its general behaviour while it learns the task (checked by the regression "
                    "suite)")
@@ -180,4 +181,5 @@ def build_data(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         store.record_dataset(split.dataset_id, str(Path(split.train_path).parent), run_id=runtime.context.run_id,
                              counts=split.counts, report=report.to_dict())
     return {"dataset": {**split.to_dict(), "report": report.to_dict(), "replay_path": replayed.path,
-                        "knowledge": knowledge_summary, "grounding_path": grounding}}
+                        "knowledge": knowledge_summary,
+                        "grounding_path": str(runtime.context.run_dir / GROUNDING_DIR) if grounding else None}}

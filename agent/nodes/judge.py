@@ -15,7 +15,6 @@ from tools.data import read_jsonl
 from tools.deploy import GROUNDING_DIR
 from tools.grounding import load_grounding
 from tools.models import resolve_base
-from tools.patterns.embed import wordllama_cache
 from tools.serve.routing import answers_agree
 
 # Two models x this many generations fit a few minutes on two CPU cores (see README, Evaluation speed).
@@ -44,9 +43,8 @@ def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                         max_new_tokens=min(Criteria.max_new_tokens, max(32, int(longest * 1.6) + 8)))
     reference, against = _reference(base.path, runtime, trace)
     # Each model is asked as it is served: a knowledge run's model with its excerpts, production with its own.
-    grounding = load_grounding(state.dataset.get("grounding_path"), wordllama_cache())
-    reference_grounding = None if reference == base.path else load_grounding(reference.parent / GROUNDING_DIR,
-                                                                               wordllama_cache())
+    grounding = load_grounding(state.dataset.get("grounding_path"))
+    reference_grounding = None if reference == base.path else load_grounding(reference.parent / GROUNDING_DIR)
     result = trace.tool("run_evaluation", run_evaluation, reference, state.training["weights_path"], holdout,
                         train_targets, state.spec["objective"], criteria,
                         runtime.context.workspace.root / "eval-cache", grounding=grounding,

@@ -20,7 +20,6 @@ from tools.data.knowledge.config import RECITATION_KINDS
 from tools.deploy import version_name
 from tools.grounding import load_grounding
 from tools.models import load_tokenizer, resolve_base
-from tools.patterns.embed import wordllama_cache
 from tools.train import trainer
 from tools.train.config import KNOWLEDGE_RECALL_WEIGHT, TrainConfig
 from tools.train.estimate import GOAL_SAMPLE
@@ -139,7 +138,7 @@ def train(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     success = state.spec.get("success") or {}
     guard = suite_guard(threshold=success.get("max_regression") or Criteria.regression_threshold,
                         max_new_tokens=Criteria.suite_max_new_tokens, batch_size=Criteria.batch_size,
-                        grounding=load_grounding(state.dataset.get("grounding_path"), wordllama_cache())) \
+                        grounding=load_grounding(state.dataset.get("grounding_path"))) \
         if knowledge else None
     goal = GoalStop(score=goal_scorer(sample, state.spec["objective"], targets, nll_allowance=0.8 * limit,
                                       nll_limit=limit),

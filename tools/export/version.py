@@ -131,6 +131,8 @@ def export_version(store: Store, name: str, fmt: str = "hf", *, out: Path | None
     if fmt == "hf":
         with atomic_dir(target) as tmp:
             _write_hf(source, tmp, report)
+            if (index := _grounding_dir(source)) is not None:
+                shutil.copytree(index, tmp / index.name)
         size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
     else:
         with _gguf_inputs(source, target.parent, report) as (hf_dir, weights):
@@ -142,19 +144,21 @@ def export_version(store: Store, name: str, fmt: str = "hf", *, out: Path | None
                         round(time.time() - started, 1), note=_grounding_note(source, fmt, target))
 
 
-def _grounding_note(source: ExportSource, fmt: str, target: Path) -> str:
-    """A knowledge version is served with excerpts from its index; weights alone answer without them."""
+def _grounding_dir(source: ExportSource) -> Path | None:
+    """A knowledge version's excerpt index, kept beside its weights."""
     from tools.deploy import GROUNDING_DIR
 
     origin = source.adapter_dir or source.hf_dir
     index = origin.parent / GROUNDING_DIR if origin is not None else None
-    if index is None or not index.is_dir():
+    return index if index is not None and index.is_dir() else None
+
+
+def _grounding_note(source: ExportSource, fmt: str, target: Path) -> str:
+    """A knowledge version is served with excerpts from its index; weights alone answer without them."""
+    index = _grounding_dir(source)
+    if index is None:
         return ""
-    if fmt == "hf":
-        shutil.copytree(index, target / GROUNDING_DIR, dirs_exist_ok=True)
-        where = f"it is copied to {target / GROUNDING_DIR}"
-    else:
-        where = f"it stays in {index}"
+    where = f"it is copied to {target / index.name}" if fmt == "hf" else f"it stays in {index}"
     return (f"{source.name} was trained and judged with excerpts from its sources above each question "
             f"(tools.grounding; {where}). The exported weights do not carry them: served elsewhere, put the nearest "
             "sentences above each question the same way, or expect the lower recall of the weights alone.")

@@ -16,7 +16,6 @@ from tools.deploy import GGUF_FILE, GROUNDING_DIR
 from tools.errors import ToolError
 from tools.grounding import GroundingIndex, load_grounding
 from tools.models import DEFAULT_BASE, adapter_tokenizer_dir, load_merged, load_model, load_tokenizer, resolve_base
-from tools.patterns.embed import wordllama_cache
 
 log = logging.getLogger("ingrain.serve")
 
@@ -155,7 +154,7 @@ def load_version(row: dict[str, Any], options: RunnerOptions | None = None) -> L
     if not path.exists():
         raise ToolError(f"Model version {row['name']} points at {path}, which is missing; "
                         "`ingrain models rollback` returns to the previous version.")
-    grounding = load_grounding(path.parent / GROUNDING_DIR, wordllama_cache())
+    grounding = load_grounding(path.parent / GROUNDING_DIR)
     if row["kind"] == "adapter":
         base = resolve_base(row["base"])
         loaded = _load(row["name"], "adapter", base.path, adapter_tokenizer_dir(base.path, path),
